@@ -15,21 +15,35 @@
 
 struct store_log;
 
-/* Creates the log over store s, on loop. Returns 0 or a negative code. */
+/* Creates the log over store s, on loop. The next entry gets index
+ * store_applied_index(s) + 1; the log must then be s's only writer (no
+ * direct store_apply_entries() beside it). s must stay open until the log
+ * is freed (see store_log_close). Returns 0 and sets *out, or a negative
+ * code with err set. Loop thread only, like every function here. */
 int store_log_open(uv_loop_t *loop, struct store *s, struct store_log **out, struct swm_err *err);
 
-/* Stops accepting proposals; pending ones complete with SWM_ESHUTDOWN. Must
- * be called before uv_run returns; frees the log once its handles closed. */
+/* Stops accepting proposals. A batch already being written completes with
+ * its real outcome; proposals still queued complete with SWM_ESHUTDOWN, in
+ * order, on a later loop iteration (never inside this call). The log frees
+ * itself once its handle is closed and no write is in flight, so the loop
+ * must run on after this call. May be called from a commit callback.
+ * Accepts NULL; a second call does nothing. */
 void store_log_close(struct store_log *log);
 
 /* Called on the loop thread once the entry is applied (status 0, index = its
  * log index, err = the entry's apply result: err->code 0 or the failure) or
- * could not be written (status < 0, err says why). */
+ * could not be written (status < 0, index 0, err says why: the batch's write
+ * failed, or SWM_ESHUTDOWN). Store watchers have already seen the batch's
+ * changes when it runs. err is valid only during the call. The callback
+ * may propose again or close the log. */
 typedef void (*store_commit_cb)(void *arg, int status, uint64_t index, const struct swm_err *err);
 
 /* Proposes entry (ownership passes to the log: it is freed with proto_free
- * after the callback). Returns 0, or a negative code without calling cb (and
- * without taking ownership) if the log is closed. */
+ * after the callback, so it must come from proto_unpack/proto_clone or be
+ * built from swm_malloc'd parts). The log only reads it. Returns 0, or a
+ * negative code without calling cb and without taking ownership:
+ * SWM_ESHUTDOWN once the log is closing, -EINVAL (no entry or no cb),
+ * -ENOMEM. */
 int store_log_propose(struct store_log *log, Swarmc__StoreEntry *entry, store_commit_cb cb,
                       void *arg);
 
