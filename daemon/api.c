@@ -1,0 +1,282 @@
+/* The control socket: length-prefixed ControlRequest frames in, response
+ * frames out (proto/control.proto). A malformed or oversized frame closes
+ * that connection only; the daemon keeps serving. */
+#include "common/alloc.h"
+#include "common/log.h"
+#include "daemon/internal.h"
+#include "daemon/images.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_FRAME (64u << 20)
+
+struct api_server {
+    struct node_daemon *nd;
+    uv_pipe_t pipe;
+    char path[108];
+};
+
+struct api_conn {
+    struct api_server *srv;
+    uv_pipe_t pipe;
+    struct swm_buf in;
+    int refs; /* the pipe handle + every request still being answered */
+    int closed;
+};
+
+struct write_req {
+    uv_write_t req;
+    struct api_conn *conn;
+    uv_buf_t buf;
+};
+
+void daemon__api_conn_ref(struct api_conn *conn)
+{
+    conn->refs++;
+}
+
+void daemon__api_conn_unref(struct api_conn *conn)
+{
+    if (--conn->refs == 0) {
+        swm_buf_free(&conn->in);
+        swm_free(conn);
+    }
+}
+
+int daemon__api_conn_closed(const struct api_conn *conn)
+{
+    return conn->closed;
+}
+
+static void conn_closed(uv_handle_t *handle)
+{
+    daemon__api_conn_unref(handle->data);
+}
+
+static void conn_close(struct api_conn *conn)
+{
+    if (conn->closed)
+        return;
+    conn->closed = 1;
+    uv_close((uv_handle_t *)&conn->pipe, conn_closed);
+}
+
+static void write_done(uv_write_t *req, int status)
+{
+    struct write_req *w = (struct write_req *)req;
+    swm_free(w->buf.base);
+    if (status < 0)
+        conn_close(w->conn);
+    daemon__api_conn_unref(w->conn);
+    swm_free(w);
+}
+
+int daemon__api_send(struct api_conn *conn, const Swarmc__ControlResponse *resp)
+{
+    if (conn->closed)
+        return -EPIPE;
+    struct swm_buf out = {0};
+    uint8_t hdr[4] = {0};
+    struct write_req *w = swm_malloc(sizeof(*w));
+    if (w == NULL || swm_buf_append(&out, hdr, 4) < 0 || proto_pack(&resp->base, &out) < 0) {
+        swm_free(w);
+        swm_buf_free(&out);
+        return -ENOMEM;
+    }
+    uint32_t len = (uint32_t)(out.len - 4);
+    out.data[0] = (uint8_t)(len >> 24);
+    out.data[1] = (uint8_t)(len >> 16);
+    out.data[2] = (uint8_t)(len >> 8);
+    out.data[3] = (uint8_t)len;
+    w->conn = conn;
+    w->buf = uv_buf_init((char *)out.data, (unsigned)out.len);
+    daemon__api_conn_ref(conn);
+    int rc = uv_write(&w->req, (uv_stream_t *)&conn->pipe, &w->buf, 1, write_done);
+    if (rc < 0) {
+        swm_free(w->buf.base);
+        swm_free(w);
+        daemon__api_conn_unref(conn);
+        conn_close(conn);
+    }
+    return rc;
+}
+
+/* Answers and releases the connection reference taken for the request. */
+static void reply(void *arg, Swarmc__ControlResponse *resp)
+{
+    struct api_conn *conn = arg;
+    if (resp == NULL)
+        resp = controlapi_error_response(-ENOMEM, "out of memory");
+    if (resp != NULL)
+        daemon__api_send(conn, resp);
+    proto_free(resp);
+    daemon__api_conn_unref(conn);
+}
+
+static void reply_error(struct api_conn *conn, int code, const char *msg)
+{
+    daemon__api_conn_ref(conn);
+    reply(conn, controlapi_error_response(code, msg));
+}
+
+static void handle_leave(struct api_conn *conn, const Swarmc__LeaveRequest *req)
+{
+    struct node_daemon *nd = conn->srv->nd;
+    if (!req->force) {
+        reply_error(conn, -EPERM,
+                    "You are attempting to leave the swarm on a node that is participating as a "
+                    "manager. Removing the last manager erases all current state of the swarm. "
+                    "Use `--force` to ignore this message.");
+        return;
+    }
+    daemon__api_conn_ref(conn);
+    reply(conn, controlapi_ok_response());
+    daemon__stop(nd, 1);
+}
+
+static void handle_request(struct api_conn *conn, const Swarmc__ControlRequest *req)
+{
+    struct node_daemon *nd = conn->srv->nd;
+    if (nd->stopping) {
+        reply_error(conn, SWM_ESHUTDOWN, "the daemon is shutting down");
+        return;
+    }
+    switch (req->op_case) {
+    case SWARMC__CONTROL_REQUEST__OP_IMAGE_LOAD:
+    case SWARMC__CONTROL_REQUEST__OP_IMAGE_LIST:
+    case SWARMC__CONTROL_REQUEST__OP_IMAGE_REMOVE:
+        daemon__api_conn_ref(conn);
+        daemon__images(nd, req, reply, conn);
+        return;
+    case SWARMC__CONTROL_REQUEST__OP_SERVICE_LOGS:
+        daemon__logs(nd, conn, req->service_logs);
+        return;
+    case SWARMC__CONTROL_REQUEST__OP_LEAVE:
+        handle_leave(conn, req->leave);
+        return;
+    default:
+        break;
+    }
+    daemon__api_conn_ref(conn);
+    if (controlapi_handle(nd->controlapi, req, reply, conn) == SWM_ENOTSUP) {
+        daemon__api_conn_unref(conn);
+        reply_error(conn, SWM_ENOTSUP, "unknown request");
+    }
+}
+
+/* Consumes every complete frame in conn->in. */
+static void parse_frames(struct api_conn *conn)
+{
+    size_t off = 0;
+    while (!conn->closed && conn->in.len - off >= 4) {
+        const uint8_t *p = conn->in.data + off;
+        uint32_t len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        if (len > MAX_FRAME) {
+            swm_log_warn("api: frame of %u bytes exceeds the %u limit; closing", len, MAX_FRAME);
+            conn_close(conn);
+            return;
+        }
+        if (conn->in.len - off - 4 < len)
+            break;
+        struct swm_err err = {0};
+        Swarmc__ControlRequest *req =
+            PROTO_UNPACK(Swarmc__ControlRequest, swarmc__control_request, p + 4, len, &err);
+        off += 4 + len;
+        if (req == NULL) {
+            swm_log_warn("api: %s", err.msg);
+            reply_error(conn, SWM_EPROTO, err.msg);
+            continue;
+        }
+        handle_request(conn, req);
+        proto_free(req);
+    }
+    memmove(conn->in.data, conn->in.data + off, conn->in.len - off);
+    conn->in.len -= off;
+}
+
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct api_conn *conn = handle->data;
+    if (swm_buf_reserve(&conn->in, 65536) < 0) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    *buf = uv_buf_init((char *)conn->in.data + conn->in.len,
+                       (unsigned)(conn->in.cap - conn->in.len - 1));
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct api_conn *conn = stream->data;
+    if (nread < 0) {
+        conn_close(conn);
+        return;
+    }
+    conn->in.len += (size_t)nread;
+    daemon__api_conn_ref(conn);
+    parse_frames(conn);
+    daemon__api_conn_unref(conn);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct api_server *srv = server->data;
+    if (status < 0)
+        return;
+    struct api_conn *conn = swm_calloc(1, sizeof(*conn));
+    if (conn == NULL)
+        return;
+    conn->srv = srv;
+    conn->refs = 1;
+    uv_pipe_init(&srv->nd->loop, &conn->pipe, 0);
+    conn->pipe.data = conn;
+    if (uv_accept(server, (uv_stream_t *)&conn->pipe) < 0 ||
+        uv_read_start((uv_stream_t *)&conn->pipe, alloc_cb, read_cb) < 0)
+        conn_close(conn);
+}
+
+static void server_closed(uv_handle_t *handle);
+
+int daemon__api_open(struct node_daemon *nd, const char *path, struct api_server **out,
+                     struct swm_err *err)
+{
+    struct api_server *srv = swm_calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return swm_err_set(err, -ENOMEM, "out of memory");
+    if (strlen(path) >= sizeof(srv->path)) {
+        swm_free(srv);
+        return swm_err_set(err, -ENAMETOOLONG, "control socket path too long: %s", path);
+    }
+    snprintf(srv->path, sizeof(srv->path), "%s", path);
+    srv->nd = nd;
+    uv_pipe_init(&nd->loop, &srv->pipe, 0);
+    srv->pipe.data = srv;
+    unlink(path);
+    mode_t old = umask(0177); /* the socket is created 0600 */
+    int rc = uv_pipe_bind(&srv->pipe, path);
+    umask(old);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&srv->pipe, 128, on_connection);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)&srv->pipe, server_closed);
+        return swm_err_set(err, rc, "listening on %s: %s", path, uv_strerror(rc));
+    }
+    *out = srv;
+    return 0;
+}
+
+static void server_closed(uv_handle_t *handle)
+{
+    swm_free(handle->data);
+}
+
+void daemon__api_close(struct api_server *srv)
+{
+    if (srv == NULL)
+        return;
+    unlink(srv->path);
+    uv_close((uv_handle_t *)&srv->pipe, server_closed);
+}

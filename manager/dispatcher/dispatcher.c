@@ -1,0 +1,142 @@
+#include "manager/dispatcher/dispatcher.h"
+
+#include "common/alloc.h"
+#include "common/id.h"
+#include "common/log.h"
+#include "common/strmap.h"
+#include "common/timeutil.h"
+#include "manager/dispatcher/internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void check_heartbeats(uv_timer_t *timer);
+
+int dispatcher_open(uv_loop_t *loop, struct store *s, struct store_log *log, int64_t heartbeat_ns,
+                    struct dispatcher **out)
+{
+    struct dispatcher *d = swm_calloc(1, sizeof(*d));
+    if (d == NULL)
+        return -ENOMEM;
+    d->loop = loop;
+    d->store = s;
+    d->log = log;
+    d->heartbeat_ns = heartbeat_ns > 0 ? heartbeat_ns : 5 * SWM_NS_PER_SEC;
+    uv_timer_init(loop, &d->heartbeat_timer);
+    d->heartbeat_timer.data = d;
+    uint64_t period_ms = (uint64_t)(d->heartbeat_ns / SWM_NS_PER_MS);
+    uv_timer_start(&d->heartbeat_timer, check_heartbeats, period_ms, period_ms);
+    *out = d;
+    return 0;
+}
+
+static void free_session(struct dispatcher_session *sess)
+{
+    swm_strmap_free(&sess->sent);
+    swm_free(sess);
+}
+
+static void dispatcher_free(uv_handle_t *handle)
+{
+    struct dispatcher *d = handle->data;
+    dispatcher__status_free(d);
+    swm_free(d);
+}
+
+void dispatcher_close(struct dispatcher *d)
+{
+    if (d == NULL)
+        return;
+    d->closing = 1;
+    while (d->sessions != NULL) {
+        struct dispatcher_session *next = d->sessions->next;
+        free_session(d->sessions);
+        d->sessions = next;
+    }
+    uv_close((uv_handle_t *)&d->heartbeat_timer, dispatcher_free);
+}
+
+struct dispatcher_session *dispatcher_session_open(struct dispatcher *d, dispatcher_send_fn send,
+                                                   void *conn)
+{
+    struct dispatcher_session *sess = swm_calloc(1, sizeof(*sess));
+    if (sess == NULL)
+        return NULL;
+    if (swm_id_new(sess->session_id) < 0) {
+        swm_free(sess);
+        return NULL;
+    }
+    sess->d = d;
+    sess->send = send;
+    sess->conn = conn;
+    sess->last_seen_ns = swm_mono_ns();
+    sess->next = d->sessions;
+    d->sessions = sess;
+    return sess;
+}
+
+void dispatcher_session_close(struct dispatcher_session *sess)
+{
+    struct dispatcher *d = sess->d;
+    for (struct dispatcher_session **p = &d->sessions; *p != NULL; p = &(*p)->next) {
+        if (*p == sess) {
+            *p = sess->next;
+            break;
+        }
+    }
+    free_session(sess);
+}
+
+void dispatcher__send(struct dispatcher_session *sess, const Swarmc__DispatcherMessage *msg)
+{
+    struct swm_buf buf = {0};
+    if (proto_pack(&msg->base, &buf) < 0) {
+        swm_log_error("dispatcher: out of memory packing a message node=%s", sess->node_id);
+        return;
+    }
+    sess->send(sess->conn, buf.data, buf.len);
+    swm_buf_free(&buf);
+}
+
+void dispatcher_session_receive(struct dispatcher_session *sess, const uint8_t *frame, size_t len)
+{
+    struct swm_err err = {0};
+    Swarmc__AgentMessage *msg =
+        PROTO_UNPACK(Swarmc__AgentMessage, swarmc__agent_message, frame, len, &err);
+    if (msg == NULL) {
+        swm_log_warn("dispatcher: dropped frame node=%s error=\"%s\"", sess->node_id, err.msg);
+        return;
+    }
+    sess->last_seen_ns = swm_mono_ns();
+    switch (msg->msg_case) {
+    case SWARMC__AGENT_MESSAGE__MSG_REGISTER:
+        dispatcher__register(sess, msg->register_);
+        break;
+    case SWARMC__AGENT_MESSAGE__MSG_STATUS:
+        if (sess->node_id[0] != '\0')
+            dispatcher__queue_status(sess->d, sess->node_id, msg->status);
+        break;
+    case SWARMC__AGENT_MESSAGE__MSG_HEARTBEAT:
+    default:
+        break;
+    }
+    proto_free(msg);
+}
+
+/* A node whose agent stayed silent for three heartbeat periods is DOWN and
+ * its tasks are rescheduled by the orchestrators (DESIGN.md §4). */
+static void check_heartbeats(uv_timer_t *timer)
+{
+    struct dispatcher *d = timer->data;
+    int64_t now = swm_mono_ns();
+    for (struct dispatcher_session *s = d->sessions; s != NULL; s = s->next) {
+        if (s->node_id[0] == '\0' || s->marked_down)
+            continue;
+        if (now - s->last_seen_ns > 3 * d->heartbeat_ns) {
+            swm_log_warn("dispatcher: heartbeat failure node=%s", s->node_id);
+            s->marked_down = 1;
+            dispatcher__set_node_state(d, s->node_id, SWARMC__NODE_STATE__NODE_STATE_DOWN,
+                                       "heartbeat failure", NULL);
+        }
+    }
+}

@@ -1,0 +1,56 @@
+/* Shared between the dispatcher's files; no other module includes it. */
+#ifndef SWM_MANAGER_DISPATCHER_INTERNAL_H
+#define SWM_MANAGER_DISPATCHER_INTERNAL_H
+
+#include "common/id.h"
+#include "common/strmap.h"
+#include "manager/dispatcher/dispatcher.h"
+
+struct dispatcher_session {
+    struct dispatcher *d;
+    dispatcher_send_fn send;
+    void *conn;
+    char node_id[SWM_ID_LEN + 1]; /* empty until registered */
+    char session_id[SWM_ID_LEN + 1];
+    /* task id -> desired state last sent + 1, so status-only changes (the
+     * agent's own reports coming back) are not echoed to the agent. */
+    struct swm_strmap sent;
+    int64_t last_seen_ns; /* monotonic */
+    int marked_down;
+    struct dispatcher_session *next;
+};
+
+struct status_item {
+    char node_id[SWM_ID_LEN + 1];
+    char task_id[SWM_ID_LEN + 1];
+    Swarmc__TaskStatus *status; /* owned */
+};
+
+struct dispatcher {
+    uv_loop_t *loop;
+    struct store *store;
+    struct store_log *log;
+    int64_t heartbeat_ns;
+    uv_timer_t heartbeat_timer;
+    struct dispatcher_session *sessions;
+    /* Status reports waiting for the next write, and the batch in flight
+     * (kept to retry it when the write lost a race with the orchestrator). */
+    struct status_item *queued;
+    size_t n_queued;
+    struct status_item *inflight;
+    size_t n_inflight;
+    int writing;
+    int closing;
+};
+
+void dispatcher__send(struct dispatcher_session *sess, const Swarmc__DispatcherMessage *msg);
+void dispatcher__register(struct dispatcher_session *sess, const Swarmc__RegisterRequest *req);
+void dispatcher__queue_status(struct dispatcher *d, const char *node_id,
+                              const Swarmc__TaskStatusUpdate *update);
+void dispatcher__status_free(struct dispatcher *d);
+/* Proposes a node status change; description replaces the stored one when
+ * not NULL. */
+void dispatcher__set_node_state(struct dispatcher *d, const char *node_id, Swarmc__NodeState state,
+                                const char *message, const Swarmc__NodeDescription *description);
+
+#endif
