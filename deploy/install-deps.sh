@@ -15,5 +15,5 @@ apt-get install -y -qq --no-install-recommends \
     libuv1-dev libsodium-dev libprotobuf-c-dev protobuf-c-compiler \
     liblmdb-dev libmnl-dev libyaml-dev libcmocka-dev libjansson-dev libarchive-dev \
     runc nftables iproute2 busybox-static \
-    ca-certificates procps psmisc util-linux >/dev/null
+    ca-certificates procps psmisc util-linux jq >/dev/null
 echo "install-deps.sh: dependencies installed"

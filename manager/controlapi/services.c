@@ -210,6 +210,18 @@ static int check_update_allowed(const Swarmc__Service *cur, const Swarmc__Servic
     return 0;
 }
 
+static int same_task_spec(const Swarmc__TaskSpec *a, const Swarmc__TaskSpec *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    struct swm_buf pa = {0}, pb = {0};
+    int same = proto_pack(&a->base, &pa) == 0 && proto_pack(&b->base, &pb) == 0 &&
+               pa.len == pb.len && memcmp(pa.data, pb.data, pa.len) == 0;
+    swm_buf_free(&pa);
+    swm_buf_free(&pb);
+    return same;
+}
+
 static int set_rollback_status(Swarmc__Service *svc, int64_t now_ns)
 {
     Swarmc__UpdateStatus *st = swm_malloc(sizeof(*st));
@@ -244,8 +256,10 @@ static Swarmc__Service *updated_service(const Swarmc__Service *cur,
     proto_free(next->previous_spec);
     next->spec = spec;
     next->previous_spec = prev;
+    /* The version tasks are compared by moves only when what tasks run
+     * changes: scaling or a new update_config leaves every task current. */
     next->has_spec_version = 1;
-    next->spec_version = cur->spec_version + 1;
+    next->spec_version = cur->spec_version + !same_task_spec(prev->task, spec->task);
     next->meta->version = req->version;
     next->meta->has_updated_at = 1;
     next->meta->updated_at = swm_now_ns();

@@ -40,7 +40,7 @@ expect_error "bad availability" sw node update --availability sleepy self
 log "missing image: task rejected with a clear error"
 sw service create --detach --name noimg nosuchimage:1 sleep 1 >/dev/null || fail "create noimg"
 wait_for 20 "rejected task" sh -c \
-    "$SWARMC --data-dir '$DATA' --run-dir '$RUN' service ps --format json noimg | jq -e '.[] | select(.status.state == \"TASK_STATE_REJECTED\") | .status.err | test(\"No such image\")'"
+    "$SWARMC --data-dir '$DATA' --run-dir '$RUN' service ps --format json noimg | jq -s -e '.[] | select(.status.state == \"TASK_STATE_REJECTED\") | .status.err | test(\"No such image\")'"
 
 now=$(sw service inspect --format json ok | jq '.[0].meta.version')
 [ "$now" = "$version" ] || fail "service ok changed ($version -> $now)"

@@ -7,7 +7,7 @@ start_cluster
 sw service create --detach --name c --constraint node.labels.zone==east --stop-grace-period 1s \
     busybox sleep 100000 >/dev/null || fail "create constrained"
 pending() {
-    sw service ps --format json c | jq -e '.[0].status.state == "TASK_STATE_PENDING" and (.[0].status.err // .[0].status.message | test("no suitable node"))'
+    sw service ps --format json c | jq -s -e '.[0].status.state == "TASK_STATE_PENDING" and (.[0].status.err // .[0].status.message | test("no suitable node"))'
 }
 wait_for 20 "task pending with no suitable node" pending
 sw service ps --no-trunc c | grep -q "no suitable node (scheduling constraints not satisfied on 1 node)" ||

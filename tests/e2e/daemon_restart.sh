@@ -7,9 +7,9 @@ start_cluster
 
 sw service create --name keep --replicas 3 --restart-delay 0s --stop-grace-period 1s \
     busybox sleep 100000 >/dev/null || fail "create"
-before=$(sw service ps --format json keep | jq -r '[.[] | select(.status.state == "TASK_STATE_RUNNING") | .id] | sort | join(",")')
-victim=$(sw service ps --format json keep | jq -r '.[0].id')
-victim_pid=$(sw service ps --format json keep | jq -r '.[0].status.container.pid')
+before=$(sw service ps --format json keep | jq -s -r '[.[] | select(.status.state == "TASK_STATE_RUNNING") | .id] | sort | join(",")')
+victim=$(sw service ps --format json keep | jq -s -r '.[0].id')
+victim_pid=$(sw service ps --format json keep | jq -s -r '.[0].status.container.pid')
 
 pid=$(daemon_pid)
 [ -n "$pid" ] || fail "no daemon pid"
@@ -22,12 +22,12 @@ sw daemon >/dev/null || fail "swarmc daemon did not start"
 
 sw service ls | grep -q "keep" || fail "service lost"
 wait_for 30 "3 running again" running_is keep 3
-after=$(sw service ps --format json keep | jq -r '[.[] | select(.status.state == "TASK_STATE_RUNNING") | .id] | sort | join(",")')
+after=$(sw service ps --format json keep | jq -s -r '[.[] | select(.status.state == "TASK_STATE_RUNNING") | .id] | sort | join(",")')
 # The two untouched tasks are still the same tasks (re-adopted).
 for id in $(echo "$before" | tr ',' ' '); do
     [ "$id" = "$victim" ] && continue
     echo "$after" | grep -q "$id" || fail "task $id was not re-adopted"
 done
-sw service ps --format json keep | jq -e --arg id "$victim" '.[] | select(.id == $id and .status.state == "TASK_STATE_FAILED")' >/dev/null ||
+sw service ps --format json keep | jq -s -e --arg id "$victim" '.[] | select(.id == $id and .status.state == "TASK_STATE_FAILED")' >/dev/null ||
     fail "the task whose container died while the daemon was down is not FAILED"
 log "ok"

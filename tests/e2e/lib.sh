@@ -71,7 +71,7 @@ wait_for() {
 # Number of tasks of SERVICE in state STATE with desired state running.
 count_tasks() {
     sw service ps --format json "$1" |
-        jq --arg s "$2" '[.[] | select(.desired_state == "TASK_STATE_RUNNING" and .status.state == ("TASK_STATE_" + ($s | ascii_upcase)))] | length'
+        jq -s --arg s "$2" '[.[] | select(.desired_state == "TASK_STATE_RUNNING" and .status.state == ("TASK_STATE_" + ($s | ascii_upcase)))] | length'
 }
 
 running_is() {

@@ -21,7 +21,7 @@ log "scale to 1"
 sw service scale web=1 >/dev/null || fail "scale to 1"
 wait_for 60 "1 running task" running_is web 1
 wait_for 60 "containers of removed slots gone" sh -c "[ \$(runc --root '$RUN/runc' list -q | grep -c .) -le 1 ]"
-slots=$(sw service ps --format json web | jq '[.[] | select(.desired_state == "TASK_STATE_RUNNING")] | map(.slot) | unique | length')
+slots=$(sw service ps --format json web | jq -s '[.[] | select(.desired_state == "TASK_STATE_RUNNING")] | map(.slot) | unique | length')
 [ "$slots" = 1 ] || fail "expected one slot left, got $slots"
 
 log "remove the service"
