@@ -38,7 +38,7 @@ struct log_stream {
 struct pending_line {
     int64_t ts;
     size_t source;
-    char *text; /* owned, without the timestamp */
+    char *text; /* owned, without the timestamp, with its newline */
 };
 
 static int64_t parse_rfc3339(const char *s, const char **rest)
@@ -81,7 +81,8 @@ static int add_line(struct pending_line **lines, size_t *n, size_t *cap, size_t 
         *lines = g;
         *cap = c;
     }
-    char *copy = swm_strdup(text);
+    /* The line goes out as the container wrote it, newline included. */
+    char *copy = swm_asprintf("%s\n", text);
     if (copy == NULL)
         return -ENOMEM;
     (*lines)[(*n)++] = (struct pending_line){.ts = ts, .source = source, .text = copy};
@@ -307,7 +308,8 @@ void daemon__logs(struct node_daemon *nd, struct api_conn *conn,
     rc = refresh_sources(ls);
     if (rc == 0)
         rc = read_history(ls, &lines, &n, &cap);
-    qsort(lines, n, sizeof(*lines), compare_lines);
+    if (n > 0)
+        qsort(lines, n, sizeof(*lines), compare_lines);
     size_t from = ls->tail >= 0 && (size_t)ls->tail < n ? n - (size_t)ls->tail : 0;
     send_lines(ls, lines, from, n, !ls->follow);
     free_lines(lines, n);
