@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include "cli/internal.h"
 #include "cli/json.h"
@@ -143,6 +144,22 @@ static int get_info(struct cli_ctx *ctx, Swarmc__ControlResponse **resp, struct 
     return rc;
 }
 
+/* The daemon answers `leave` first, then stops its containers, removes its
+ * state and exits: wait for that, so that the node is really gone when
+ * `leave` returns (as `docker swarm leave` does). */
+static int wait_daemon_gone(struct cli_ctx *ctx, struct swm_err *err)
+{
+    for (int i = 0; i < 1200; i++) { /* up to 2 minutes */
+        int fd;
+        struct swm_err ignored = {0};
+        if (cli_client_connect(ctx->sock_path, &fd, &ignored) < 0)
+            return 0;
+        close(fd);
+        usleep(100 * 1000);
+    }
+    return swm_err_set(err, -ETIMEDOUT, "the daemon did not stop within 2 minutes");
+}
+
 int cli_cluster_leave(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err)
 {
     bool force = cli_args_bool(args, "force");
@@ -167,8 +184,10 @@ int cli_cluster_leave(struct cli_ctx *ctx, const struct cli_args *args, struct s
     if (rc < 0)
         return rc;
     proto_free(resp);
-    fprintf(ctx->out, "Node left the swarm.\n");
-    return 0;
+    rc = wait_daemon_gone(ctx, err);
+    if (rc == 0)
+        fprintf(ctx->out, "Node left the swarm.\n");
+    return rc;
 }
 
 static void print_client(struct cli_ctx *ctx)

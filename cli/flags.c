@@ -12,6 +12,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/parse.h"
+#include "common/sort.h"
 
 /* Every command understands -h/--help, as with cobra. */
 static const struct cli_flag help_flag = {"help", 'h',           CLI_FLAG_BOOL, CLI_KIND_BOOL,
@@ -406,7 +407,7 @@ int cli_flags_help(const struct cli_flag *const *tables, struct swm_buf *out)
         for (const struct cli_flag *f = tables[t]; f->name != NULL; f++)
             if (f->usage != NULL)
                 all[k++] = f;
-    qsort(all, k, sizeof(*all), by_name);
+    swm_sort(all, k, sizeof(*all), by_name);
 
     /* pflag's layout: "  -d, --detach" or "      --name string", usage
      * column two spaces after the widest left part. */

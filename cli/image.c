@@ -8,6 +8,7 @@
 #include "cli/json.h"
 #include "cli/table.h"
 #include "common/alloc.h"
+#include "common/sort.h"
 #include "proto/codec.h"
 
 #define B CLI_FLAG_BOOL
@@ -135,7 +136,7 @@ static int image_ls(struct cli_ctx *ctx, const struct cli_args *args, struct swm
     rc = cli_rpc(ctx, &req, &resp, err);
     if (rc < 0)
         return rc;
-    qsort(resp->images, resp->n_images, sizeof(*resp->images), by_newest);
+    swm_sort(resp->images, resp->n_images, sizeof(*resp->images), by_newest);
     bool no_trunc = cli_args_bool(args, "no-trunc");
     struct swm_buf b = {0};
     if (cli_args_bool(args, "quiet")) {

@@ -11,6 +11,7 @@
 #include "cli/tasks.h"
 #include "common/alloc.h"
 #include "common/parse.h"
+#include "common/sort.h"
 #include "proto/codec.h"
 
 #define B CLI_FLAG_BOOL
@@ -127,7 +128,7 @@ static int node_ls(struct cli_ctx *ctx, const struct cli_args *args, struct swm_
             proto_free(resp->nodes[i]);
     }
     resp->n_nodes = kept;
-    qsort(resp->nodes, kept, sizeof(*resp->nodes), by_hostname);
+    swm_sort(resp->nodes, kept, sizeof(*resp->nodes), by_hostname);
     struct swm_buf b = {0};
     struct swm_err ignored = {0};
     if (rc < 0) {

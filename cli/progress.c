@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/sort.h"
 #include "proto/codec.h"
 
 #define BAR_WIDTH 50
@@ -212,7 +213,7 @@ int cli_progress_compute(const Swarmc__Service *svc, Swarmc__Task *const *tasks,
 
     if (!global) {
         out->desired = spec != NULL && spec->has_replicas ? spec->replicas : 1;
-        qsort(groups, n_groups, sizeof(groups[0]), by_slot);
+        swm_sort(groups, n_groups, sizeof(groups[0]), by_slot);
     } else {
         for (size_t i = 0; i < n_groups; i++)
             out->desired += groups[i].live != NULL;

@@ -15,6 +15,7 @@
 #include "cli/tasks.h"
 #include "common/alloc.h"
 #include "common/parse.h"
+#include "common/sort.h"
 #include "common/timeutil.h"
 #include "proto/codec.h"
 
@@ -566,7 +567,7 @@ static int service_ls(struct cli_ctx *ctx, const struct cli_args *args, struct s
             services->services[kept++] = svc;
     }
     services->n_services = kept;
-    qsort(services->services, kept, sizeof(*services->services), by_service_name);
+    swm_sort(services->services, kept, sizeof(*services->services), by_service_name);
 
     struct swm_buf b = {0};
     if (cli_args_bool(args, "quiet")) {

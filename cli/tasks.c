@@ -9,6 +9,7 @@
 #include "cli/table.h"
 #include "common/alloc.h"
 #include "common/parse.h"
+#include "common/sort.h"
 #include "proto/codec.h"
 
 /* Docker truncates the ERROR column to this many characters. */
@@ -147,7 +148,7 @@ int cli_tasks_render(Swarmc__Task *const *tasks, size_t n, Swarmc__Node *const *
     if (sorted == NULL)
         return -ENOMEM;
     memcpy(sorted, tasks, n * sizeof(*sorted));
-    qsort(sorted, n, sizeof(*sorted), by_name_then_newest);
+    swm_sort(sorted, n, sizeof(*sorted), by_name_then_newest);
     int rc = 0;
     if (opts->quiet) {
         for (size_t i = 0; i < n && rc == 0; i++)

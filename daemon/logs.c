@@ -4,6 +4,7 @@
  * with --follow the lines appended afterwards, polled every 250 ms. */
 #include "common/alloc.h"
 #include "common/log.h"
+#include "common/sort.h"
 #include "daemon/internal.h"
 
 #include <errno.h>
@@ -173,9 +174,8 @@ static int add_source(struct log_stream *ls, const Swarmc__Task *t, const char *
     struct log_source *s = &g[ls->n_sources++];
     memset(s, 0, sizeof(*s));
     snprintf(s->task_id, sizeof(s->task_id), "%s", t->id);
-    const char *name = t->annotations != NULL && t->annotations->name != NULL
-                           ? t->annotations->name
-                           : t->id;
+    const char *name =
+        t->annotations != NULL && t->annotations->name != NULL ? t->annotations->name : t->id;
     snprintf(s->task_name, sizeof(s->task_name), "%s", name);
     s->is_stderr = err;
     snprintf(s->path, sizeof(s->path), "%s/%s", dir, err ? "stderr.log" : "stdout.log");
@@ -265,7 +265,7 @@ static void poll_new_lines(uv_timer_t *timer)
         rc = read_lines(ls, i, ls->sources[i].path, &ls->sources[i].offset, &lines, &n, &cap);
     }
     if (n > 0) {
-        qsort(lines, n, sizeof(*lines), compare_lines);
+        swm_sort(lines, n, sizeof(*lines), compare_lines);
         send_lines(ls, lines, 0, n, 0);
     }
     free_lines(lines, n);
@@ -308,8 +308,7 @@ void daemon__logs(struct node_daemon *nd, struct api_conn *conn,
     rc = refresh_sources(ls);
     if (rc == 0)
         rc = read_history(ls, &lines, &n, &cap);
-    if (n > 0)
-        qsort(lines, n, sizeof(*lines), compare_lines);
+    swm_sort(lines, n, sizeof(*lines), compare_lines);
     size_t from = ls->tail >= 0 && (size_t)ls->tail < n ? n - (size_t)ls->tail : 0;
     send_lines(ls, lines, from, n, !ls->follow);
     free_lines(lines, n);

@@ -22,6 +22,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/fs.h"
+#include "common/sort.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -729,7 +730,7 @@ static int summarise(json_t *meta, const char *id, json_t *image, struct image_s
         if ((sum->tags[k++] = swm_strdup(key)) == NULL)
             return -ENOMEM;
     }
-    qsort(sum->tags, n_tags, sizeof(char *), cmp_str);
+    swm_sort(sum->tags, n_tags, sizeof(char *), cmp_str);
 
     for (size_t i = 0; i < json_array_size(layers); i++) {
         const char *diff = json_string_value(json_array_get(layers, i));
@@ -769,7 +770,7 @@ int image_list(struct image_store *s, struct image_summary **out, size_t *n, str
         return swm_err_code(err, rc);
     }
     if (count > 0)
-        qsort(a, count, sizeof(*a), cmp_summary);
+        swm_sort(a, count, sizeof(*a), cmp_summary);
     *out = a;
     *n = count;
     return 0;

@@ -9,6 +9,7 @@
 
 #include "common/alloc.h"
 #include "common/id.h"
+#include "common/sort.h"
 
 /* ------------------------------------------------------------- accessors */
 
@@ -298,8 +299,8 @@ static bool same_instance(const struct orch__ctx *ctx, const Swarmc__Task *x, co
 /* Sorts the tasks by instance then age, and cuts them into instances. */
 static int build_instances(struct orch__ctx *ctx)
 {
-    qsort(ctx->tasks, ctx->n_tasks, sizeof(*ctx->tasks),
-          ctx->global ? cmp_task_node : cmp_task_slot);
+    swm_sort(ctx->tasks, ctx->n_tasks, sizeof(*ctx->tasks),
+             ctx->global ? cmp_task_node : cmp_task_slot);
     for (size_t i = 0; i < ctx->n_tasks; i++) {
         const Swarmc__Task *t = ctx->tasks[i].orig;
         if (i == 0 || !same_instance(ctx, ctx->tasks[i - 1].orig, t)) {
@@ -328,7 +329,7 @@ int orch__ctx_init(struct orch__ctx *ctx, const Swarmc__Service *svc, bool globa
         return -ENOMEM;
     memcpy(ctx->nodes, nodes, n_nodes * sizeof(*ctx->nodes));
     ctx->n_nodes = n_nodes;
-    qsort(ctx->nodes, n_nodes, sizeof(*ctx->nodes), cmp_node);
+    swm_sort(ctx->nodes, n_nodes, sizeof(*ctx->nodes), cmp_node);
     for (size_t i = 0; i < n_tasks; i++)
         ctx->tasks[i] = (struct orch__task){.orig = tasks[i]};
     ctx->n_tasks = n_tasks;

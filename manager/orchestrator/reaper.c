@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/sort.h"
 
 int64_t orch_task_history_limit(const Swarmc__Cluster *cluster)
 {
@@ -130,7 +131,7 @@ static int trim(const struct entry *e, size_t n, int64_t limit, bool *del, bool 
     if (by_status == NULL)
         return -ENOMEM;
     memcpy(by_status, e, n * sizeof(*e));
-    qsort(by_status, n, sizeof(*by_status), cmp_status_age);
+    swm_sort(by_status, n, sizeof(*by_status), cmp_status_age);
     protect(e, n, keep);
     for (size_t k = 0; k < n && (int64_t)left > limit; k++) {
         size_t i = by_status[k].i;
@@ -164,7 +165,7 @@ static int reap_history(const Swarmc__Service *svc, Swarmc__Task *const *tasks, 
     for (size_t i = 0; i < n; i++)
         e[i] = (struct entry){tasks[i], i};
     bool global = svc->spec != NULL && svc->spec->mode == SWARMC__SERVICE_MODE__SERVICE_MODE_GLOBAL;
-    qsort(e, n, sizeof(*e), global ? cmp_node_age : cmp_slot_age);
+    swm_sort(e, n, sizeof(*e), global ? cmp_node_age : cmp_slot_age);
     int rc = 0;
     for (size_t a = 0, b; rc == 0 && a < n; a = b) {
         for (b = a + 1; b < n && same_instance(e[a].t, e[b].t, global); b++)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/sort.h"
 
 /* A slot's standing when choosing which slots survive a scale-down. */
 struct slot_rank {
@@ -70,14 +71,14 @@ static int number_copies(struct slot_rank *ranks, size_t n)
     struct slot_rank **by_node = swm_malloc((n ? n : 1) * sizeof(*by_node));
     if (by_node == NULL)
         return -ENOMEM;
-    qsort(ranks, n, sizeof(*ranks), cmp_running_first);
+    swm_sort(ranks, n, sizeof(*ranks), cmp_running_first);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         ranks[i].pos = i;
         if (ranks[i].node != NULL)
             by_node[m++] = &ranks[i];
     }
-    qsort(by_node, m, sizeof(*by_node), cmp_node_pos);
+    swm_sort(by_node, m, sizeof(*by_node), cmp_node_pos);
     for (size_t i = 0; i < m; i++)
         by_node[i]->copy = i > 0 && strcmp(by_node[i - 1]->node, by_node[i]->node) == 0
                                ? by_node[i - 1]->copy + 1
@@ -117,7 +118,7 @@ static int scale_down(struct orch__ctx *ctx, const size_t *occ, size_t n_occ, ui
         rank_slot(ctx, occ[i], &ranks[i]);
     int rc = number_copies(ranks, n_occ);
     if (rc == 0)
-        qsort(ranks, n_occ, sizeof(*ranks), cmp_keep);
+        swm_sort(ranks, n_occ, sizeof(*ranks), cmp_keep);
     for (size_t i = 0; rc == 0 && i < n_occ; i++) {
         ctx->inst[ranks[i].inst].kept = i < replicas;
         if (i >= replicas)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/sort.h"
 
 const char *sched__str(const char *s)
 {
@@ -92,7 +93,7 @@ static int rank_nodes(struct sched__nodeset *ns)
         return -ENOMEM;
     for (size_t i = 0; i < ns->n; i++)
         by_id[i] = &ns->nodes[i];
-    qsort(by_id, ns->n, sizeof(*by_id), cmp_node_id);
+    swm_sort(by_id, ns->n, sizeof(*by_id), cmp_node_id);
     for (size_t i = 0; i < ns->n; i++)
         by_id[i]->rank = (uint32_t)i;
     swm_free(by_id);
@@ -192,7 +193,7 @@ int sched__nodeset_build(struct sched__nodeset *ns, Swarmc__Node *const *nodes, 
     for (size_t i = 0; i < n_tasks; i++)
         count_task(ns, tasks[i], now_ns);
     sched__nodeset_sort_active(ns);
-    qsort(ns->fails, ns->n_fails, sizeof(*ns->fails), cmp_load);
+    swm_sort(ns->fails, ns->n_fails, sizeof(*ns->fails), cmp_load);
     return 0;
 }
 
@@ -221,7 +222,7 @@ void sched__nodeset_add_active(struct sched__nodeset *ns, const char *service, u
 
 void sched__nodeset_sort_active(struct sched__nodeset *ns)
 {
-    qsort(ns->active, ns->n_active, sizeof(*ns->active), cmp_load);
+    swm_sort(ns->active, ns->n_active, sizeof(*ns->active), cmp_load);
 }
 
 /* First index in [0, n) whose entry is not below key (by cmp_load, or by

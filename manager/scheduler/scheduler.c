@@ -18,6 +18,7 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/sort.h"
 
 /* SwarmKit's pipeline order, which also orders equal counts in Explain(). */
 enum filter { F_READY, F_RESOURCES, F_CONSTRAINT, F_PLATFORM, F_MAX_REPLICAS, F_COUNT };
@@ -412,7 +413,7 @@ static int run_setup(struct run *r, Swarmc__Node *const *nodes, size_t n_nodes,
         r->items[i] = (struct item){pending[i], i, sched__str(pending[i]->node_id)[0] != '\0'};
         r->res->decisions[i].task = pending[i];
     }
-    qsort(r->items, n_pending, sizeof(*r->items), cmp_item);
+    swm_sort(r->items, n_pending, sizeof(*r->items), cmp_item);
     return 0;
 }
 

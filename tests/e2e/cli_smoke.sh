@@ -1,27 +1,7 @@
 #!/bin/sh
-# Smoke test of the swarmc command line against a real node daemon: a
-# one-node cluster in a temporary data/run dir, the client commands on it,
-# then `leave --force`. Needs root (the daemon manages containers and
-# networks); exits 77 (skipped) otherwise. Every command is time-bounded and
-# the node is torn down even when a check fails.
-#
-# usage: tests/e2e/cli_smoke.sh [path/to/swarmc]
-set -eu
-
-SWARMC=${1:-build/cli/swarmc}
-[ "$(id -u)" = 0 ] || { echo "skipped: needs root"; exit 77; }
-[ -x "$SWARMC" ] || { echo "no swarmc at $SWARMC" >&2; exit 1; }
-
-dir=$(mktemp -d /tmp/swarmc-cli-e2e.XXXXXX)
-cleanup() {
-    timeout 30 "$SWARMC" --data-dir "$dir/data" --run-dir "$dir/run" leave --force \
-        >/dev/null 2>&1 || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
-
-sw() { timeout 60 "$SWARMC" --data-dir "$dir/data" --run-dir "$dir/run" "$@"; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# The command line against a real node daemon: what each client command
+# prints, and that it refuses what it must, before and after `init`.
+. "$(dirname "$0")/lib.sh"
 
 # expect NEEDLE COMMAND...: the command succeeds and its output has NEEDLE.
 expect() {
@@ -46,6 +26,8 @@ refuse 'invalid argument "5x" for "--restart-delay" flag' service create --resta
 refuse "unknown flag: --frobnicate" service ls --frobnicate
 
 expect "Swarm initialized: current node (" init --advertise-addr 127.0.0.1
+sh "$E2E_DIR/../images/make-busybox-image.sh" "$IMAGE_TAR" busybox:latest >/dev/null
+expect "Loaded image: busybox:latest" image load -i "$IMAGE_TAR"
 expect "Is Manager: true" info
 expect " * " node ls
 expect '"id":' node inspect --format json self
@@ -69,4 +51,4 @@ expect "web" service rm web
 refuse "Use \`--force\` to ignore this message." leave
 expect "Node left the swarm." leave --force
 refuse "Is the daemon running?" info
-echo "ok"
+log "ok"

@@ -54,6 +54,10 @@ struct events {
     char adopt_id[8][64];
     int execs, exec_status;
     char exec_out[4200];
+    /* exit_cb calls executor_remove twice for the exiting container, as the
+     * agent does when a task goes away while its container stops. */
+    bool remove_on_exit;
+    int remove_in_exit_rc, remove_again_in_exit_rc;
 };
 
 static uv_loop_t loop;
@@ -141,12 +145,18 @@ static int group_teardown(void **state)
 
 /* ------------------------------------------------------- callbacks -- */
 
+static void on_remove(void *arg, const char *id, int status);
+
 static void on_exit_cb(void *arg, const char *id, const struct exec_status *st)
 {
     struct events *e = arg;
     e->exited++;
     e->exit_st = *st;
     snprintf(e->exit_id, sizeof(e->exit_id), "%s", id);
+    if (e->remove_on_exit) {
+        e->remove_in_exit_rc = executor_remove(ex, id, on_remove, e);
+        e->remove_again_in_exit_rc = executor_remove(ex, id, on_remove, e);
+    }
 }
 
 static void on_start(void *arg, const char *id, int status, const struct exec_status *st,
@@ -207,6 +217,39 @@ static void on_deadline(uv_timer_t *t)
         if (!ok_)                                                                                  \
             fail_msg("timed out after %d ms waiting for %s", (int)(ms), #cond);                    \
     } while (0)
+
+/* Runs the loop until nothing keeps it alive (running containers do not:
+ * their shims are unref'd) or ms pass: no callback is left to come. */
+#define RUN_IDLE(ms)                                                                               \
+    do {                                                                                           \
+        uv_timer_t t_;                                                                             \
+        bool fired_ = false;                                                                       \
+        uv_timer_init(&loop, &t_);                                                                 \
+        t_.data = &fired_;                                                                         \
+        uv_timer_start(&t_, on_deadline, (ms), 0);                                                 \
+        uv_unref((uv_handle_t *)&t_);                                                              \
+        while (!fired_ && uv_run(&loop, UV_RUN_ONCE) != 0)                                         \
+            ;                                                                                      \
+        bool idle_ = !fired_;                                                                      \
+        uv_close((uv_handle_t *)&t_, NULL);                                                        \
+        uv_run(&loop, UV_RUN_NOWAIT);                                                              \
+        if (!idle_)                                                                                \
+            fail_msg("loop still busy after %d ms", (int)(ms));                                    \
+    } while (0)
+
+/* Runs the loop for ms, whatever happens. */
+static void run_for(uint64_t ms)
+{
+    uv_timer_t t;
+    bool fired = false;
+    uv_timer_init(&loop, &t);
+    t.data = &fired;
+    uv_timer_start(&t, on_deadline, ms, 0);
+    while (!fired)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+}
 
 /* ------------------------------------------------------ per test -- */
 
@@ -737,6 +780,97 @@ static void test_shim_killed(void **state)
     remove_ok(id);
 }
 
+/* Regression: exit_cb removing the container that is exiting. on_exited
+ * then asked for the cleanup a second time, which queued the same
+ * uv_work_t twice and crashed a threadpool thread (NULL work_cb). The
+ * remove must complete exactly once and leave nothing behind. */
+static void test_remove_from_exit_cb(void **state)
+{
+    REQUIRE_USABLE();
+    const char *id = new_id("rmexitcb");
+    char *argv[] = {"sh", "-c", "sleep 0.2; exit 3", NULL};
+    ev.remove_on_exit = true;
+    ev.remove_in_exit_rc = ev.remove_again_in_exit_rc = 1;
+    start_ok(id, argv, NULL);
+    RUN_UNTIL(ev.removed == 1, WAIT_MS);
+    RUN_IDLE(WAIT_MS);
+    assert_int_equal(ev.exited, 1);
+    assert_int_equal(ev.exit_st.exit_code, 3);
+    assert_int_equal(ev.remove_in_exit_rc, 0);
+    assert_int_equal(ev.remove_again_in_exit_rc, -EBUSY);
+    assert_int_equal(ev.removed, 1);
+    assert_int_equal(ev.remove_status, 0);
+    assert_gone(id);
+}
+
+/* The same, with the exit caused by a stop (the agent's path: the task
+ * was unassigned, the agent stopped it and removes it when it exits). */
+static void test_remove_from_exit_cb_after_stop(void **state)
+{
+    REQUIRE_USABLE();
+    const char *id = new_id("rmexitstop");
+    char *argv[] = {"sleep", "1000", NULL};
+    start_ok(id, argv, NULL);
+    ev.remove_on_exit = true;
+    assert_int_equal(executor_stop(ex, id, SIGKILL, 0), 0);
+    RUN_UNTIL(ev.removed == 1, WAIT_MS);
+    RUN_IDLE(WAIT_MS);
+    assert_int_equal(ev.exited, 1);
+    assert_int_equal(ev.exit_st.exit_code, 128 + SIGKILL);
+    assert_int_equal(ev.remove_in_exit_rc, 0);
+    assert_int_equal(ev.remove_again_in_exit_rc, -EBUSY);
+    assert_int_equal(ev.removed, 1);
+    assert_int_equal(ev.remove_status, 0);
+    assert_gone(id);
+}
+
+/* A second remove of an exited container is refused while the first runs;
+ * the first still completes once. */
+static void test_remove_twice_exited(void **state)
+{
+    REQUIRE_USABLE();
+    const char *id = new_id("rmtwice");
+    char *argv[] = {"true", NULL};
+    start_ok(id, argv, NULL);
+    RUN_UNTIL(ev.exited == 1, WAIT_MS);
+    assert_int_equal(executor_remove(ex, id, on_remove, &ev), 0);
+    assert_int_equal(executor_remove(ex, id, on_remove, &ev), -EBUSY);
+    RUN_UNTIL(ev.removed == 1, WAIT_MS);
+    RUN_IDLE(WAIT_MS);
+    assert_int_equal(ev.removed, 1);
+    assert_int_equal(ev.remove_status, 0);
+    assert_int_equal(ev.exited, 1);
+    assert_gone(id);
+    /* Once removed the id is unknown again. */
+    assert_int_equal(executor_remove(ex, id, on_remove, &ev), SWM_ENOTFOUND);
+}
+
+/* Removed while a stop waits out its grace period: killed at once, the
+ * exit reported once, the pending SIGKILL timer dropped (the loop goes
+ * idle long before the 30 s grace would end). */
+static void test_remove_while_stopping(void **state)
+{
+    REQUIRE_USABLE();
+    const char *id = new_id("rmstop");
+    /* sleep as pid 1 has no SIGTERM handler: the stop alone does nothing. */
+    char *argv[] = {"sleep", "1000", NULL};
+    start_ok(id, argv, NULL);
+    assert_int_equal(executor_stop(ex, id, SIGTERM, 30 * SWM_NS_PER_SEC), 0);
+    run_for(200);
+    assert_int_equal(ev.exited, 0);
+    int64_t t0 = swm_mono_ns();
+    assert_int_equal(executor_remove(ex, id, on_remove, &ev), 0);
+    assert_int_equal(executor_remove(ex, id, on_remove, &ev), -EBUSY);
+    RUN_UNTIL(ev.removed == 1, WAIT_MS);
+    RUN_IDLE(WAIT_MS);
+    assert_true(swm_mono_ns() - t0 < 25 * SWM_NS_PER_SEC);
+    assert_int_equal(ev.exited, 1);
+    assert_int_equal(ev.exit_st.exit_code, 128 + SIGKILL);
+    assert_int_equal(ev.removed, 1);
+    assert_int_equal(ev.remove_status, 0);
+    assert_gone(id);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "shim") == 0)
@@ -755,6 +889,11 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_shim_killed, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_starting, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_close_while_busy, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_remove_from_exit_cb, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_remove_from_exit_cb_after_stop, test_setup,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_remove_twice_exited, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_remove_while_stopping, test_setup, test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
