@@ -5,6 +5,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "cli/client.h"
 #include "cli/internal.h"
 #include "cli/json.h"
 #include "common/parse.h"

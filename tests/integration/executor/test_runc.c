@@ -889,7 +889,6 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_shim_killed, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_starting, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_close_while_busy, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_remove_from_exit_cb, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_remove_from_exit_cb_after_stop, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_remove_twice_exited, test_setup, test_teardown),
