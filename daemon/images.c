@@ -24,8 +24,7 @@ struct image_job {
  * image. */
 static int add_loaded(Swarmc__ControlResponse *resp, const char *ref)
 {
-    Swarmc__ImageSummary **grown =
-        swm_realloc(resp->images, (resp->n_images + 1) * sizeof(*grown));
+    Swarmc__ImageSummary **grown = swm_realloc(resp->images, (resp->n_images + 1) * sizeof(*grown));
     if (grown == NULL)
         return -ENOMEM;
     resp->images = grown;
@@ -46,8 +45,8 @@ static int add_loaded(Swarmc__ControlResponse *resp, const char *ref)
 static int do_load(struct image_job *job)
 {
     char **loaded = NULL;
-    int rc = image_load(agent_images(job->nd->agent), job->req->image_load->path, &loaded,
-                        &job->err);
+    int rc =
+        image_load(agent_images(job->nd->agent), job->req->image_load->path, &loaded, &job->err);
     for (size_t i = 0; rc == 0 && loaded != NULL && loaded[i] != NULL; i++)
         rc = add_loaded(job->resp, loaded[i]);
     image_strv_free(loaded);
@@ -137,8 +136,7 @@ static void after_work(uv_work_t *req, int status)
     Swarmc__ControlResponse *resp = job->resp;
     if (job->err.code != 0 || status < 0) {
         proto_free(resp);
-        resp = controlapi_error_response(job->err.code != 0 ? job->err.code : status,
-                                         job->err.msg);
+        resp = controlapi_error_response(job->err.code != 0 ? job->err.code : status, job->err.msg);
     }
     job->cb(job->arg, resp);
     proto_free(job->req);
@@ -148,9 +146,26 @@ static void after_work(uv_work_t *req, int status)
     swm_free(job);
 }
 
+/* The fields a request must carry; the rest of the file may rely on them. */
+static const char *missing_field(const Swarmc__ControlRequest *req)
+{
+    if (req->op_case == SWARMC__CONTROL_REQUEST__OP_IMAGE_LOAD &&
+        (req->image_load->path == NULL || req->image_load->path[0] == '\0'))
+        return "image load: a file path is required";
+    if (req->op_case == SWARMC__CONTROL_REQUEST__OP_IMAGE_REMOVE &&
+        (req->image_remove->ref == NULL || req->image_remove->ref[0] == '\0'))
+        return "image rm: an image reference is required";
+    return NULL;
+}
+
 void daemon__images(struct node_daemon *nd, const Swarmc__ControlRequest *req,
                     controlapi_reply_cb cb, void *arg)
 {
+    const char *missing = missing_field(req);
+    if (missing != NULL) {
+        cb(arg, controlapi_error_response(-EINVAL, missing));
+        return;
+    }
     struct image_job *job = swm_calloc(1, sizeof(*job));
     Swarmc__ControlRequest *copy = job != NULL ? proto_clone(req) : NULL;
     if (copy == NULL) {

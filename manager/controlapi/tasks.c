@@ -64,7 +64,8 @@ static int task_matches(const Swarmc__Task *t, const Swarmc__ListTasksRequest *r
     for (size_t i = 0; i < req->n_desired_states && !ok; i++)
         ok = t->desired_state == req->desired_states[i];
     for (size_t i = 0; i < req->n_id_prefixes && ok; i++)
-        ok = strncmp(t->id, req->id_prefixes[i], strlen(req->id_prefixes[i])) == 0;
+        ok = req->id_prefixes[i] != NULL &&
+             strncmp(t->id, req->id_prefixes[i], strlen(req->id_prefixes[i])) == 0;
     return ok;
 }
 
@@ -116,6 +117,12 @@ void controlapi__list_tasks(struct controlapi *api, const Swarmc__ListTasksReque
 void controlapi__get_task(struct controlapi *api, const Swarmc__GetTaskRequest *req,
                           controlapi_reply_cb cb, void *arg)
 {
+    if (req->ref == NULL || req->ref[0] == '\0') {
+        struct swm_err err;
+        swm_err_set(&err, -EINVAL, "a task id is required");
+        controlapi__reply_error(cb, arg, &err);
+        return;
+    }
     Swarmc__ListTasksRequest list = SWARMC__LIST_TASKS_REQUEST__INIT;
     char *prefix = req->ref;
     list.n_id_prefixes = 1;
