@@ -160,16 +160,7 @@ static void on_container_exit(void *arg, const char *id, const struct exec_statu
         return;
     int stopping = t->phase == PHASE_STOPPING;
     t->phase = PHASE_EXITED;
-    Swarmc__TaskState desired = t->task != NULL ? t->task->desired_state : 0;
-    if (stopping || desired >= SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN) {
-        agent__report(a, t, SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN, "shutdown", NULL);
-    } else if (st->exit_code == 0) {
-        agent__report(a, t, SWARMC__TASK_STATE__TASK_STATE_COMPLETE, "finished", NULL);
-    } else {
-        char err[64];
-        snprintf(err, sizeof(err), "task: non-zero exit (%d)", st->exit_code);
-        agent__report(a, t, SWARMC__TASK_STATE__TASK_STATE_FAILED, "failed", err);
-    }
+    agent__report_exit(a, t, stopping);
     agent__drive(a, t);
 }
 
@@ -182,6 +173,11 @@ void agent__report(struct agent *a, struct agent_task *t, Swarmc__TaskState stat
     t->reported_at_ns = swm_now_ns();
     snprintf(t->message, sizeof(t->message), "%s", message);
     snprintf(t->err, sizeof(t->err), "%s", err != NULL ? err : "");
+    /* A report carries the task's latest state: one per task and batch. */
+    for (size_t i = 0; i < a->n_dirty; i++) {
+        if (strcmp(a->dirty[i], t->id) == 0)
+            return;
+    }
     char *id = swm_strdup(t->id);
     char **grown = id != NULL ? swm_realloc(a->dirty, (a->n_dirty + 1) * sizeof(*grown)) : NULL;
     if (grown == NULL) {
@@ -307,4 +303,7 @@ void agent_connect(struct agent *a, agent_send_fn send, void *conn)
     msg.msg_case = SWARMC__AGENT_MESSAGE__MSG_REGISTER;
     msg.register_ = &reg;
     send_message(a, &msg);
+    /* Reports queued while there was no session (flush_reports kept them). */
+    if (a->n_dirty > 0)
+        uv_timer_start(&a->flush_timer, flush_reports, 0, 0);
 }

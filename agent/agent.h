@@ -27,7 +27,10 @@ struct agent_opts {
 };
 
 /* Opens the image store and executor and re-adopts the containers a
- * previous daemon left. Returns 0 or a negative code with err set. */
+ * previous daemon left. An adopted container is reported when its task's
+ * assignment arrives (its exit too, if it stops before); one whose task is
+ * not in the first complete assignment set is stopped and removed.
+ * Returns 0 or a negative code with err set. */
 int agent_open(const struct agent_opts *opts, struct agent **out, struct swm_err *err);
 
 /* Stops timers and closes the executor; containers keep running. */
@@ -36,7 +39,8 @@ void agent_close(struct agent *a);
 /* Sends one packed AgentMessage to the dispatcher. */
 typedef void (*agent_send_fn)(void *conn, const uint8_t *frame, size_t len);
 
-/* Starts a session over send/conn: registers the node, then reports. */
+/* Starts a session over send/conn: registers the node, then reports (the
+ * reports queued without a session first). */
 void agent_connect(struct agent *a, agent_send_fn send, void *conn);
 
 /* Feeds one packed DispatcherMessage. Malformed frames are logged and
@@ -54,7 +58,8 @@ int agent_images_in_use(struct agent *a, char ***ids, size_t *n);
 /* Directory holding a task's log files (swm_malloc'd), or NULL. */
 char *agent_task_log_dir(struct agent *a, const char *task_id);
 
-/* Stops every container and removes them (for `leave`); cb when done. */
+/* Stops every container and removes them (for `leave`); cb when done.
+ * Assignments that arrive from then on are ignored. */
 void agent_remove_all(struct agent *a, void (*cb)(void *arg), void *arg);
 
 #endif

@@ -21,11 +21,11 @@ enum agent_phase {
 
 struct agent_task {
     char id[SWM_ID_LEN + 1];
-    Swarmc__Task *task;        /* latest assignment (owned); NULL if only adopted */
+    Swarmc__Task *task;         /* latest assignment (owned); NULL if only adopted */
     Swarmc__TaskState reported; /* highest state reported or seen in the store */
     enum agent_phase phase;
     int has_container;
-    int assigned;          /* present in the dispatcher's assignment set */
+    int assigned; /* present in the dispatcher's assignment set */
     int exit_code;
     int pid;
     int64_t reported_at_ns;
@@ -45,7 +45,7 @@ struct agent {
     struct swm_strmap tasks; /* id -> struct agent_task */
     agent_send_fn send;
     void *conn;
-    uv_timer_t flush_timer;     /* sends queued status reports */
+    uv_timer_t flush_timer; /* sends queued status reports */
     uv_timer_t heartbeat_timer;
     int64_t heartbeat_ns;
     /* Status reports not yet sent (ids of tasks whose `reported` changed). */
@@ -53,6 +53,10 @@ struct agent {
     size_t n_dirty;
     void (*removed_all_cb)(void *arg);
     void *removed_all_arg;
+    /* A complete assignment set arrived. Until then an adopted container
+     * whose task was not assigned yet is kept: its task may well exist. */
+    int synced;
+    int leaving; /* agent_remove_all: every task is gone, assignments ignored */
     int closing;
 };
 
@@ -63,6 +67,10 @@ void agent__drive(struct agent *a, struct agent_task *t);
 /* Records a new state for t and queues the report. err may be NULL. */
 void agent__report(struct agent *a, struct agent_task *t, Swarmc__TaskState state,
                    const char *message, const char *err);
+
+/* Reports how t's container ended (t->exit_code): SHUTDOWN if it was being
+ * stopped or its task no longer wants it running, else COMPLETE or FAILED. */
+void agent__report_exit(struct agent *a, struct agent_task *t, int stopping);
 
 /* Fills the platform (static strings) and capacity of this host. */
 void agent__describe_host(Swarmc__Platform *platform, Swarmc__Resources *capacity);

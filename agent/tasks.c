@@ -42,7 +42,9 @@ static void started(void *arg, const char *id, int status, const struct exec_sta
     if (t == NULL)
         return;
     if (status < 0) {
+        /* The executor already deleted what the start left. */
         t->phase = PHASE_EXITED;
+        t->has_container = 0;
         agent__report(a, t, SWARMC__TASK_STATE__TASK_STATE_FAILED, "starting", err->msg);
         swm_log_warn("agent: start failed task=%s error=\"%s\"", id, err->msg);
     } else if (t->phase == PHASE_STARTING) {
@@ -59,6 +61,31 @@ static int desired(const struct agent_task *t)
                            : (int)SWARMC__TASK_STATE__TASK_STATE_REMOVE;
 }
 
+/* Whether t's task is gone for good (its container is to be removed). An
+ * adopted container whose task was not assigned yet is gone only once a
+ * complete assignment set left it out: before that its task may well
+ * exist, and a stopped container is its history. */
+static int task_gone(const struct agent *a, const struct agent_task *t)
+{
+    if (t->task == NULL)
+        return a->synced || a->leaving;
+    return !t->assigned || desired(t) >= SWARMC__TASK_STATE__TASK_STATE_REMOVE;
+}
+
+void agent__report_exit(struct agent *a, struct agent_task *t, int stopping)
+{
+    if (stopping ||
+        (t->task != NULL && t->task->desired_state >= SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN)) {
+        agent__report(a, t, SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN, "shutdown", NULL);
+    } else if (t->exit_code == 0) {
+        agent__report(a, t, SWARMC__TASK_STATE__TASK_STATE_COMPLETE, "finished", NULL);
+    } else {
+        char err[64];
+        snprintf(err, sizeof(err), "task: non-zero exit (%d)", t->exit_code);
+        agent__report(a, t, SWARMC__TASK_STATE__TASK_STATE_FAILED, "failed", err);
+    }
+}
+
 static const char *task_image(const struct agent_task *t)
 {
     const Swarmc__TaskSpec *spec = t->task->spec;
@@ -67,38 +94,49 @@ static const char *task_image(const struct agent_task *t)
     return spec->container->image;
 }
 
+/* Resolves t's image and merges it with the task's spec into *spec (which
+ * the caller frees), and records on t what the agent needs of the merge
+ * later: the image (in use while the container exists), the stop signal
+ * and grace period. 0, or < 0 with err set. */
+static int build_spec(struct agent *a, struct agent_task *t, struct exec_spec_owned *spec,
+                      struct swm_err *err)
+{
+    struct image_config *img = NULL;
+    int rc = image_resolve(a->images, task_image(t), &img, err);
+    if (rc == 0)
+        rc = exec_spec_build(t->task, img, spec, err);
+    if (rc == 0) {
+        snprintf(t->image_id, sizeof(t->image_id), "%s", img->id);
+        t->stop_signal = spec->stop_signal;
+        t->stop_grace_ns = spec->stop_grace_ns;
+    }
+    image_config_free(img);
+    return rc;
+}
+
 /* Resolves the image and merges it with the task's spec, then starts the
  * container. Failures before the start reject the task, as Swarm does. */
 static void start_task(struct agent *a, struct agent_task *t)
 {
     struct swm_err err = {0};
-    struct image_config *img = NULL;
     struct exec_spec_owned spec = {0};
     agent__report(a, t, SWARMC__TASK_STATE__TASK_STATE_ACCEPTED, "accepted", NULL);
     agent__report(a, t, SWARMC__TASK_STATE__TASK_STATE_PREPARING, "preparing", NULL);
-    int rc = image_resolve(a->images, task_image(t), &img, &err);
-    if (rc == 0)
-        rc = exec_spec_build(t->task, img, &spec, &err);
-    if (rc < 0) {
-        image_config_free(img);
+    if (build_spec(a, t, &spec, &err) < 0) {
         agent__report(a, t, SWARMC__TASK_STATE__TASK_STATE_REJECTED, "rejected", err.msg);
         t->phase = PHASE_EXITED;
         return;
     }
-    snprintf(t->image_id, sizeof(t->image_id), "%s", img->id);
-    image_config_free(img);
     if (desired(t) == SWARMC__TASK_STATE__TASK_STATE_READY) {
         /* Restart delay: wait prepared until the orchestrator says RUNNING. */
         agent__report(a, t, SWARMC__TASK_STATE__TASK_STATE_READY, "prepared", NULL);
         exec_spec_owned_free(&spec);
         return;
     }
-    t->stop_signal = spec.stop_signal;
-    t->stop_grace_ns = spec.stop_grace_ns;
     agent__report(a, t, SWARMC__TASK_STATE__TASK_STATE_STARTING, "starting", NULL);
     t->phase = PHASE_STARTING;
     t->has_container = 1;
-    rc = executor_start(a->executor, &spec.spec, started, a);
+    int rc = executor_start(a->executor, &spec.spec, started, a);
     exec_spec_owned_free(&spec);
     if (rc < 0) {
         t->phase = PHASE_EXITED;
@@ -115,8 +153,16 @@ static void stop_task(struct agent *a, struct agent_task *t)
         t->task->spec->container->has_stop_grace_period)
         grace = t->task->spec->container->stop_grace_period;
     t->phase = PHASE_STOPPING;
-    if (executor_stop(a->executor, t->id, signo, grace) < 0)
+    int rc = executor_stop(a->executor, t->id, signo, grace);
+    if (rc < 0) {
+        /* The executor does not know the container: no exit will come. */
+        swm_log_warn("agent: stopping container failed task=%s error=\"%s\"", t->id,
+                     swm_strerror(rc));
         t->phase = PHASE_EXITED;
+        t->has_container = 0;
+        agent__report_exit(a, t, 1);
+        agent__drive(a, t);
+    }
 }
 
 void agent__drive(struct agent *a, struct agent_task *t)
@@ -124,7 +170,9 @@ void agent__drive(struct agent *a, struct agent_task *t)
     if (a->closing)
         return;
     int want = desired(t);
-    int gone = !t->assigned || want >= SWARMC__TASK_STATE__TASK_STATE_REMOVE;
+    int gone = task_gone(a, t);
+    if (!gone && t->task == NULL)
+        return; /* adopted: the first complete set will say */
     switch (t->phase) {
     case PHASE_IDLE:
         if (gone || want >= SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN) {
@@ -132,6 +180,10 @@ void agent__drive(struct agent *a, struct agent_task *t)
                 agent__report(a, t, SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN, "shutdown", NULL);
             t->phase = PHASE_EXITED;
             agent__drive(a, t);
+        } else if (t->reported >= SWARMC__TASK_STATE__TASK_STATE_COMPLETE) {
+            /* It ended before (its container is gone since): nothing to run
+             * and nothing to correct. */
+            t->phase = PHASE_EXITED;
         } else if (t->reported >= SWARMC__TASK_STATE__TASK_STATE_STARTING) {
             /* The store says it started, but no container exists: it was
              * lost while the daemon was down. */
@@ -152,8 +204,13 @@ void agent__drive(struct agent *a, struct agent_task *t)
     case PHASE_EXITED:
         if (gone && t->has_container) {
             t->phase = PHASE_REMOVING;
-            if (executor_remove(a->executor, t->id, removed, a) < 0)
-                removed(a, t->id, -EIO);
+            int rc = executor_remove(a->executor, t->id, removed, a);
+            if (rc < 0) {
+                /* removed() may free t: pass it a copy of the id. */
+                char id[sizeof(t->id)];
+                memcpy(id, t->id, sizeof(id));
+                removed(a, id, rc);
+            }
         } else if (!t->assigned) {
             forget(a, t);
         }
@@ -175,28 +232,59 @@ static void take_assignment(struct agent *a, Swarmc__Task *task)
     Swarmc__Task *copy = proto_clone(task);
     if (copy == NULL)
         return;
+    int adopted = t->task == NULL && t->has_container;
     proto_free(t->task);
     t->task = copy;
     t->assigned = 1;
     /* The store may already know a later state (reported before a restart). */
     if (task->status != NULL && task->status->state > t->reported)
         t->reported = task->status->state;
+    if (adopted) {
+        /* Its first assignment: learn its image (in use) and how to stop it. */
+        struct exec_spec_owned spec = {0};
+        struct swm_err err = {0};
+        if (build_spec(a, t, &spec, &err) < 0)
+            swm_log_warn("agent: adopted container's spec unknown, stopping it with SIGTERM "
+                         "task=%s error=\"%s\"",
+                         t->id, err.msg);
+        exec_spec_owned_free(&spec);
+    }
     if (t->phase == PHASE_EXITED && t->reported < SWARMC__TASK_STATE__TASK_STATE_COMPLETE &&
         t->has_container) {
         /* Adopted container that died while the daemon was down. */
-        char err[64];
-        snprintf(err, sizeof(err), "task: non-zero exit (%d)", t->exit_code);
-        if (t->exit_code == 0)
-            agent__report(a, t, SWARMC__TASK_STATE__TASK_STATE_COMPLETE, "finished", NULL);
-        else
-            agent__report(a, t, SWARMC__TASK_STATE__TASK_STATE_FAILED, "failed", err);
+        agent__report_exit(a, t, 0);
     }
+}
+
+/* Drives every task once. */
+static void drive_all(struct agent *a)
+{
+    /* Collect ids first: driving may remove entries. */
+    char(*ids)[SWM_ID_LEN + 1] = swm_calloc(a->tasks.len + 1, sizeof(*ids));
+    if (ids == NULL) {
+        swm_log_error("agent: out of memory driving %zu tasks", a->tasks.len);
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < a->tasks.cap; i++) {
+        if (a->tasks.slots[i].key != NULL)
+            snprintf(ids[n++], SWM_ID_LEN + 1, "%s", a->tasks.slots[i].key);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct agent_task *t = swm_strmap_get(&a->tasks, ids[i]);
+        if (t != NULL)
+            agent__drive(a, t);
+    }
+    swm_free(ids);
 }
 
 void agent__apply_assignments(struct agent *a, const Swarmc__AssignmentsMessage *msg)
 {
+    if (a->leaving)
+        return; /* everything goes: nothing new may start */
     int complete = msg->type == SWARMC__ASSIGNMENTS_MESSAGE__TYPE__ASSIGNMENTS_COMPLETE;
     if (complete) {
+        a->synced = 1;
         for (size_t i = 0; i < a->tasks.cap; i++) {
             if (a->tasks.slots[i].key != NULL)
                 ((struct agent_task *)a->tasks.slots[i].value)->assigned = 0;
@@ -214,21 +302,7 @@ void agent__apply_assignments(struct agent *a, const Swarmc__AssignmentsMessage 
             take_assignment(a, change->task);
         }
     }
-    /* Drive every task: collect ids first, driving may remove entries. */
-    char (*ids)[SWM_ID_LEN + 1] = swm_calloc(a->tasks.len + 1, sizeof(*ids));
-    if (ids == NULL)
-        return;
-    size_t n = 0;
-    for (size_t i = 0; i < a->tasks.cap; i++) {
-        if (a->tasks.slots[i].key != NULL)
-            snprintf(ids[n++], SWM_ID_LEN + 1, "%s", a->tasks.slots[i].key);
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct agent_task *t = swm_strmap_get(&a->tasks, ids[i]);
-        if (t != NULL)
-            agent__drive(a, t);
-    }
-    swm_free(ids);
+    drive_all(a);
 }
 
 void agent_receive(struct agent *a, const uint8_t *frame, size_t len)
@@ -256,6 +330,7 @@ void agent_receive(struct agent *a, const uint8_t *frame, size_t len)
 
 void agent_remove_all(struct agent *a, void (*cb)(void *arg), void *arg)
 {
+    a->leaving = 1;
     if (a->tasks.len == 0) {
         cb(arg);
         return;
@@ -266,7 +341,5 @@ void agent_remove_all(struct agent *a, void (*cb)(void *arg), void *arg)
         if (a->tasks.slots[i].key != NULL)
             ((struct agent_task *)a->tasks.slots[i].value)->assigned = 0;
     }
-    Swarmc__AssignmentsMessage none = SWARMC__ASSIGNMENTS_MESSAGE__INIT;
-    none.type = SWARMC__ASSIGNMENTS_MESSAGE__TYPE__ASSIGNMENTS_INCREMENTAL;
-    agent__apply_assignments(a, &none);
+    drive_all(a);
 }

@@ -658,6 +658,11 @@ static void delete_done(struct job *j)
  * callbacks (a failed start's, a remove's). */
 static void ctr_cleanup(struct ctr *c)
 {
+    /* Idempotent: a remove requested from inside exit_cb and the exit
+     * handler itself both ask for it, and its work request can be queued
+     * only once. */
+    if (c->phase == PHASE_CLEANING)
+        return;
     c->phase = PHASE_CLEANING;
     uv_timer_stop(&c->kill_timer);
     uv_timer_stop(&c->wait_timer);

@@ -403,6 +403,35 @@ static void init_pidfd_ready(struct shim *s)
     s->init_pidfd = -1; /* from here SIGCHLD is enough */
 }
 
+/* True while pid is still runc's init ("runc init"), i.e. has not exec'd
+ * the container's command yet. */
+static bool still_runc_init(pid_t pid)
+{
+    char path[64], cmd[256];
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, cmd, sizeof(cmd) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    cmd[n] = '\0';
+    const char *arg0 = strrchr(cmd, '/') != NULL ? strrchr(cmd, '/') + 1 : cmd;
+    size_t len0 = strlen(cmd);
+    return strcmp(arg0, "runc") == 0 && (size_t)n > len0 + 1 && strcmp(cmd + len0 + 1, "init") == 0;
+}
+
+/* `runc run -d` returns once it has told the container's init to exec, not
+ * once it has: a stop signal sent in between would hit runc's init (which
+ * dies with status 2) instead of the command. Report the start only after
+ * the exec, waiting at most a second. */
+static void wait_for_exec(pid_t pid)
+{
+    for (int i = 0; i < 1000 && still_runc_init(pid); i++)
+        usleep(1000);
+}
+
 /* runc is done: the container runs (0) or not (< 0, reported). */
 static int finish_start(struct shim *s)
 {
@@ -432,6 +461,8 @@ static int finish_start(struct shim *s)
         if (s->init_pidfd < 0 && errno == ESRCH)
             init_vanished(s);
     }
+    if (!s->init_done)
+        wait_for_exec(pid);
     s->err.hold = false;
     flush_held(s);
     report(s, "ok %d", pid);

@@ -26,11 +26,19 @@ int controlapi_open(struct store *s, struct store_log *log, const char *node_id,
     return 0;
 }
 
+static void api_free(struct controlapi *api)
+{
+    swm_free(api->data_dir);
+    swm_free(api);
+}
+
 void controlapi_close(struct controlapi *api)
 {
-    if (api != NULL)
-        swm_free(api->data_dir);
-    swm_free(api);
+    if (api == NULL)
+        return;
+    api->closing = 1;
+    if (api->pending_writes == 0)
+        api_free(api);
 }
 
 Swarmc__ControlResponse *controlapi_error_response(int code, const char *msg)
@@ -76,16 +84,19 @@ struct pending_write {
 static void write_committed(void *arg, int status, uint64_t index, const struct swm_err *err)
 {
     struct pending_write *pw = arg;
+    struct controlapi *api = pw->api;
     if (status < 0 || err->code != 0) {
         controlapi__reply_error(pw->cb, pw->arg, err);
         swm_free(pw);
+        if (--api->pending_writes == 0 && api->closing)
+            api_free(api);
         return;
     }
     /* Answer with the object as stored, so the caller sees its version. */
     Swarmc__ControlResponse *resp = controlapi__response_new();
     struct store_read *r = NULL;
     struct swm_err rerr = {0};
-    int rc = resp == NULL ? -ENOMEM : store_read_begin(pw->api->store, &r, &rerr);
+    int rc = resp == NULL ? -ENOMEM : store_read_begin(api->store, &r, &rerr);
     if (rc == 0 && pw->kind == STORE_KIND_SERVICE && pw->id[0] != '\0') {
         Swarmc__Service *svc;
         if (store_get_service(r, pw->id, &svc) == 0)
@@ -102,6 +113,8 @@ static void write_committed(void *arg, int status, uint64_t index, const struct 
     }
     pw->cb(pw->arg, resp);
     swm_free(pw);
+    if (--api->pending_writes == 0 && api->closing)
+        api_free(api);
 }
 
 int controlapi__propose(struct controlapi *api, Swarmc__StoreEntry *entry,
@@ -122,8 +135,10 @@ int controlapi__propose(struct controlapi *api, Swarmc__StoreEntry *entry,
     if (rc < 0) {
         proto_free(entry);
         swm_free(pw);
+        return rc;
     }
-    return rc;
+    api->pending_writes++;
+    return 0;
 }
 
 /* Appends obj to a repeated field of resp, taking ownership of obj (freed

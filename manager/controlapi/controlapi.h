@@ -18,7 +18,10 @@ struct controlapi;
  * directory (for `info`). */
 int controlapi_open(struct store *s, struct store_log *log, const char *node_id,
                     const char *data_dir, struct controlapi **out);
-void controlapi_close(struct controlapi *api); /* accepts NULL */
+/* Closes the handler set. Writes still being committed are answered as
+ * usual; it is freed after the last (so the loop must run on, and the store
+ * stay open, until the log has called back). Accepts NULL. */
+void controlapi_close(struct controlapi *api);
 
 /* Receives the response (ownership passes to the callee, which frees it
  * with proto_free). Called exactly once per handled request, possibly before

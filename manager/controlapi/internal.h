@@ -10,6 +10,11 @@ struct controlapi {
     struct store_log *log;
     char node_id[SWM_ID_LEN + 1];
     char *data_dir;
+    /* Writes proposed and not yet answered: their callbacks still use the
+     * handler set, so a close while they are pending frees it after the
+     * last one. */
+    size_t pending_writes;
+    int closing;
 };
 
 /* A response with last=1 and nothing else; NULL on ENOMEM. */

@@ -122,6 +122,7 @@ void dispatcher__register(struct dispatcher_session *sess, const Swarmc__Registe
     }
     snprintf(sess->node_id, sizeof(sess->node_id), "%s", req->node_id);
     sess->marked_down = 0;
+    dispatcher__drop_detached(sess->d, sess->node_id);
     swm_log_info("dispatcher: node registered node=%s session=%s", sess->node_id,
                  sess->session_id);
     send_session(sess);
@@ -133,7 +134,7 @@ void dispatcher__register(struct dispatcher_session *sess, const Swarmc__Registe
 static struct dispatcher_session *session_of(struct dispatcher *d, const char *node_id)
 {
     for (struct dispatcher_session *s = d->sessions; s != NULL; s = s->next) {
-        if (strcmp(s->node_id, node_id) == 0)
+        if (s->send != NULL && strcmp(s->node_id, node_id) == 0)
             return s;
     }
     return NULL;

@@ -36,11 +36,19 @@ static void free_session(struct dispatcher_session *sess)
     swm_free(sess);
 }
 
-static void dispatcher_free(uv_handle_t *handle)
+void dispatcher__maybe_free(struct dispatcher *d)
 {
-    struct dispatcher *d = handle->data;
+    if (!d->closing || !d->timer_closed || d->writing)
+        return;
     dispatcher__status_free(d);
     swm_free(d);
+}
+
+static void timer_closed(uv_handle_t *handle)
+{
+    struct dispatcher *d = handle->data;
+    d->timer_closed = 1;
+    dispatcher__maybe_free(d);
 }
 
 void dispatcher_close(struct dispatcher *d)
@@ -53,7 +61,7 @@ void dispatcher_close(struct dispatcher *d)
         free_session(d->sessions);
         d->sessions = next;
     }
-    uv_close((uv_handle_t *)&d->heartbeat_timer, dispatcher_free);
+    uv_close((uv_handle_t *)&d->heartbeat_timer, timer_closed);
 }
 
 struct dispatcher_session *dispatcher_session_open(struct dispatcher *d, dispatcher_send_fn send,
@@ -75,21 +83,59 @@ struct dispatcher_session *dispatcher_session_open(struct dispatcher *d, dispatc
     return sess;
 }
 
-void dispatcher_session_close(struct dispatcher_session *sess)
+static void unlink_session(struct dispatcher_session *sess)
 {
-    struct dispatcher *d = sess->d;
-    for (struct dispatcher_session **p = &d->sessions; *p != NULL; p = &(*p)->next) {
+    for (struct dispatcher_session **p = &sess->d->sessions; *p != NULL; p = &(*p)->next) {
         if (*p == sess) {
             *p = sess->next;
             break;
         }
     }
+}
+
+/* True if another connected session serves sess's node. */
+static int node_connected_elsewhere(const struct dispatcher_session *sess)
+{
+    for (const struct dispatcher_session *s = sess->d->sessions; s != NULL; s = s->next) {
+        if (s != sess && s->send != NULL && strcmp(s->node_id, sess->node_id) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+void dispatcher_session_close(struct dispatcher_session *sess)
+{
+    /* A registered node whose connection went away keeps a detached
+     * session, so the heartbeat check marks it DOWN unless it registers
+     * again within the grace period (SwarmKit's nodeStore). */
+    if (sess->node_id[0] != '\0' && !sess->marked_down && !node_connected_elsewhere(sess)) {
+        sess->send = NULL;
+        sess->conn = NULL;
+        return;
+    }
+    unlink_session(sess);
     free_session(sess);
+}
+
+void dispatcher__drop_detached(struct dispatcher *d, const char *node_id)
+{
+    struct dispatcher_session **p = &d->sessions;
+    while (*p != NULL) {
+        struct dispatcher_session *s = *p;
+        if (s->send == NULL && strcmp(s->node_id, node_id) == 0) {
+            *p = s->next;
+            free_session(s);
+        } else {
+            p = &s->next;
+        }
+    }
 }
 
 void dispatcher__send(struct dispatcher_session *sess, const Swarmc__DispatcherMessage *msg)
 {
     struct swm_buf buf = {0};
+    if (sess->send == NULL)
+        return;
     if (proto_pack(&msg->base, &buf) < 0) {
         swm_log_error("dispatcher: out of memory packing a message node=%s", sess->node_id);
         return;
@@ -129,14 +175,22 @@ static void check_heartbeats(uv_timer_t *timer)
 {
     struct dispatcher *d = timer->data;
     int64_t now = swm_mono_ns();
-    for (struct dispatcher_session *s = d->sessions; s != NULL; s = s->next) {
-        if (s->node_id[0] == '\0' || s->marked_down)
-            continue;
-        if (now - s->last_seen_ns > 3 * d->heartbeat_ns) {
+    struct dispatcher_session **p = &d->sessions;
+    while (*p != NULL) {
+        struct dispatcher_session *s = *p;
+        if (s->node_id[0] != '\0' && !s->marked_down &&
+            now - s->last_seen_ns > 3 * d->heartbeat_ns) {
             swm_log_warn("dispatcher: heartbeat failure node=%s", s->node_id);
             s->marked_down = 1;
             dispatcher__set_node_state(d, s->node_id, SWARMC__NODE_STATE__NODE_STATE_DOWN,
                                        "heartbeat failure", NULL);
+        }
+        /* A detached session has served its purpose once its node is DOWN. */
+        if (s->send == NULL && s->marked_down) {
+            *p = s->next;
+            free_session(s);
+        } else {
+            p = &s->next;
         }
     }
 }

@@ -26,7 +26,9 @@ typedef void (*dispatcher_send_fn)(void *conn, const uint8_t *frame, size_t len)
 int dispatcher_open(uv_loop_t *loop, struct store *s, struct store_log *log, int64_t heartbeat_ns,
                     struct dispatcher **out);
 
-/* Closes every session and the timers; frees once the handles closed. */
+/* Closes every session and the timers; frees once the handles closed and
+ * the status batch being written (if any) has been answered by the log, so
+ * the loop must run on after this call. */
 void dispatcher_close(struct dispatcher *d);
 
 /* A new agent connection. The session exists until dispatcher_session_close.
@@ -39,7 +41,8 @@ struct dispatcher_session *dispatcher_session_open(struct dispatcher *d, dispatc
 void dispatcher_session_receive(struct dispatcher_session *sess, const uint8_t *frame, size_t len);
 
 /* The connection went away: the node is marked DOWN after the heartbeat
- * grace unless it comes back. */
+ * grace (3 periods) unless it registers again. sess must not be used after
+ * this call. */
 void dispatcher_session_close(struct dispatcher_session *sess);
 
 /* Store watcher: forwards task changes to the sessions of their nodes. */

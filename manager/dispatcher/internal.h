@@ -8,6 +8,8 @@
 
 struct dispatcher_session {
     struct dispatcher *d;
+    /* NULL once the connection closed: the session stays, detached, until
+     * its node registers again or is marked DOWN. */
     dispatcher_send_fn send;
     void *conn;
     char node_id[SWM_ID_LEN + 1]; /* empty until registered */
@@ -41,6 +43,7 @@ struct dispatcher {
     size_t n_inflight;
     int writing;
     int closing;
+    int timer_closed;
 };
 
 void dispatcher__send(struct dispatcher_session *sess, const Swarmc__DispatcherMessage *msg);
@@ -48,6 +51,11 @@ void dispatcher__register(struct dispatcher_session *sess, const Swarmc__Registe
 void dispatcher__queue_status(struct dispatcher *d, const char *node_id,
                               const Swarmc__TaskStatusUpdate *update);
 void dispatcher__status_free(struct dispatcher *d);
+/* Frees d once it is closing, its timer closed and no status batch is being
+ * written (the log calls back even after the dispatcher closed). */
+void dispatcher__maybe_free(struct dispatcher *d);
+/* Frees the detached sessions of node_id: the node is back. */
+void dispatcher__drop_detached(struct dispatcher *d, const char *node_id);
 /* Proposes a node status change; description replaces the stored one when
  * not NULL. */
 void dispatcher__set_node_state(struct dispatcher *d, const char *node_id, Swarmc__NodeState state,

@@ -150,7 +150,9 @@ static void status_committed(void *arg, int status, uint64_t index, const struct
     free_items(d->inflight, d->n_inflight);
     d->inflight = NULL;
     d->n_inflight = 0;
-    if (!d->closing)
+    if (d->closing)
+        dispatcher__maybe_free(d);
+    else
         flush_status(d);
 }
 

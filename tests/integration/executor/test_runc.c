@@ -4,8 +4,9 @@
  * (executor + loop) went away. Needs root and runc; skipped otherwise.
  *
  * Everything lives under /tmp/swm-exec-<pid>/ (layer, state dir, runc
- * root) with container ids prefixed "t<pid>-"; each test cleans up its
- * containers, mounts and directories even when it fails. */
+ * root, and a runc wrapper that logs its calls) with container ids
+ * prefixed "t<pid>-"; each test cleans up its containers, mounts and
+ * directories even when it fails. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,7 @@
 #define WAIT_MS 20000
 
 static char base[128], layer[192], state_dir[192], runc_root[192], self_exe[PATH_MAX];
+static char runc_calls_log[192];
 static char *lower_dirs[2];
 static bool usable;
 
@@ -116,8 +118,46 @@ static int group_setup(void **state)
         return -1;
     lower_dirs[0] = layer;
     lower_dirs[1] = NULL;
+
+    /* The executor finds runc in PATH first: a wrapper there records each
+     * invocation (one line of arguments) before running the real one. */
+    snprintf(runc_calls_log, sizeof(runc_calls_log), "%s/runc.calls", base);
+    char wrapper[512], bin[256];
+    snprintf(bin, sizeof(bin), "%s/bin", base);
+    if (swm_mkdir_p(bin, 0755) < 0)
+        return -1;
+    snprintf(wrapper, sizeof(wrapper), "#!/bin/sh\necho \"$*\" >>%s\nexec /usr/sbin/runc \"$@\"\n",
+             runc_calls_log);
+    snprintf(path, sizeof(path), "%s/runc", bin);
+    if (swm_write_file_atomic(path, wrapper, strlen(wrapper), 0755) < 0)
+        return -1;
+    const char *old_path = getenv("PATH");
+    char new_path[4096];
+    snprintf(new_path, sizeof(new_path), "%s:%s", bin,
+             old_path != NULL ? old_path : "/usr/bin:/bin");
+    setenv("PATH", new_path, 1);
     usable = true;
     return 0;
+}
+
+/* How many times runc was run with arguments ending in "<verb> <id>". */
+static int runc_calls(const char *verb, const char *id)
+{
+    struct swm_buf b = {0};
+    char want[256];
+    int n = 0;
+    snprintf(want, sizeof(want), "%s %s", verb, id);
+    if (swm_read_file(runc_calls_log, 1 << 22, &b) == 0 && b.data != NULL) {
+        char *save = NULL;
+        for (char *line = strtok_r((char *)b.data, "\n", &save); line != NULL;
+             line = strtok_r(NULL, "\n", &save)) {
+            size_t len = strlen(line), wlen = strlen(want);
+            n += len >= wlen && strcmp(line + len - wlen, want) == 0 &&
+                 (len == wlen || line[len - wlen - 1] == ' ');
+        }
+    }
+    swm_buf_free(&b);
+    return n;
 }
 
 static void force_cleanup_id(const char *id)
@@ -781,9 +821,11 @@ static void test_shim_killed(void **state)
 }
 
 /* Regression: exit_cb removing the container that is exiting. on_exited
- * then asked for the cleanup a second time, which queued the same
- * uv_work_t twice and crashed a threadpool thread (NULL work_cb). The
- * remove must complete exactly once and leave nothing behind. */
+ * then started the cleanup a second time: two `runc delete`s, whose ends
+ * queued the same uv_work_t twice, which crashed a threadpool thread (NULL
+ * work_cb) or freed the container twice, depending on timing. The count of
+ * `runc delete`s shows it whatever the timing. The remove must complete
+ * exactly once and leave nothing behind. */
 static void test_remove_from_exit_cb(void **state)
 {
     REQUIRE_USABLE();
@@ -800,6 +842,7 @@ static void test_remove_from_exit_cb(void **state)
     assert_int_equal(ev.remove_again_in_exit_rc, -EBUSY);
     assert_int_equal(ev.removed, 1);
     assert_int_equal(ev.remove_status, 0);
+    assert_int_equal(runc_calls("delete --force", id), 1);
     assert_gone(id);
 }
 
@@ -821,6 +864,7 @@ static void test_remove_from_exit_cb_after_stop(void **state)
     assert_int_equal(ev.remove_again_in_exit_rc, -EBUSY);
     assert_int_equal(ev.removed, 1);
     assert_int_equal(ev.remove_status, 0);
+    assert_int_equal(runc_calls("delete --force", id), 1);
     assert_gone(id);
 }
 
@@ -840,6 +884,7 @@ static void test_remove_twice_exited(void **state)
     assert_int_equal(ev.removed, 1);
     assert_int_equal(ev.remove_status, 0);
     assert_int_equal(ev.exited, 1);
+    assert_int_equal(runc_calls("delete --force", id), 1);
     assert_gone(id);
     /* Once removed the id is unknown again. */
     assert_int_equal(executor_remove(ex, id, on_remove, &ev), SWM_ENOTFOUND);
@@ -868,6 +913,7 @@ static void test_remove_while_stopping(void **state)
     assert_int_equal(ev.exit_st.exit_code, 128 + SIGKILL);
     assert_int_equal(ev.removed, 1);
     assert_int_equal(ev.remove_status, 0);
+    assert_int_equal(runc_calls("delete --force", id), 1);
     assert_gone(id);
 }
 
@@ -889,6 +935,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_shim_killed, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_starting, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_close_while_busy, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_remove_from_exit_cb, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_remove_from_exit_cb_after_stop, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_remove_twice_exited, test_setup, test_teardown),

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,10 +67,12 @@ static Swarmc__ControlRequest *read_request(int fd)
 static void serve_one(struct fake_daemon *d, int fd)
 {
     struct fake_out out = {0};
+    bool left = false;
     {
         Swarmc__ControlRequest *req = read_request(fd);
         if (req != NULL) {
             d->handler(d->arg, req, &out);
+            left = req->op_case == SWARMC__CONTROL_REQUEST__OP_LEAVE && req->leave->force;
             pthread_mutex_lock(&d->lock);
             if (d->n_requests < MAX_REQUESTS)
                 d->requests[d->n_requests++] = req;
@@ -87,6 +90,10 @@ static void serve_one(struct fake_daemon *d, int fd)
     }
     free(out.data);
     close(fd);
+    /* Like the real daemon, which removes its socket as it exits after a
+     * forced leave (the CLI waits for that). */
+    if (left)
+        unlink(d->path);
 }
 
 static void *serve(void *arg)

@@ -539,20 +539,8 @@ static void node_commands(void **state)
 
 static void cluster_commands(void **state)
 {
-    struct run r = RUN("leave");
-    assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "You are attempting to leave the swarm on a node that is "
-                                  "participating as a manager."));
-    assert_non_null(strstr(r.err, "Use `--force` to ignore this message.\n"));
-    r = RUN("leave", "--force");
-    assert_int_equal(r.status, 0);
-    assert_string_equal(r.out, "Node left the swarm.\n");
-    const Swarmc__ControlRequest *last = request(fake_daemon_n_requests(daemon_) - 1);
-    assert_int_equal(last->op_case, SWARMC__CONTROL_REQUEST__OP_LEAVE);
-    assert_true(last->leave->force);
-
-    r = RUN("init", "--advertise-addr", "10.0.0.1", "--dispatcher-heartbeat", "2s",
-            "--task-history-limit", "3", "--availability", "drain");
+    struct run r = RUN("init", "--advertise-addr", "10.0.0.1", "--dispatcher-heartbeat", "2s",
+                       "--task-history-limit", "3", "--availability", "drain");
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, "Swarm initialized: current node (abcdefghijklmnopqrstuvwxy) is "
                                "now a manager.\n");
@@ -577,6 +565,18 @@ static void cluster_commands(void **state)
     assert_non_null(strstr(r.out, "\"is_manager\":true"));
     r = RUN("info");
     assert_non_null(strstr(r.out, "  NodeID: node1node1node1node1node1\n"));
+    /* Last: after a forced leave the daemon (and its socket) is gone. */
+    r = RUN("leave");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "You are attempting to leave the swarm on a node that is "
+                                  "participating as a manager."));
+    assert_non_null(strstr(r.err, "Use `--force` to ignore this message.\n"));
+    r = RUN("leave", "--force");
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "Node left the swarm.\n");
+    const Swarmc__ControlRequest *last = request(fake_daemon_n_requests(daemon_) - 1);
+    assert_int_equal(last->op_case, SWARMC__CONTROL_REQUEST__OP_LEAVE);
+    assert_true(last->leave->force);
 }
 
 static void daemon_not_running(void **state)
