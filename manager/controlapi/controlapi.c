@@ -117,6 +117,29 @@ static void write_committed(void *arg, int status, uint64_t index, const struct 
         api_free(api);
 }
 
+int controlapi__pick_one(void **all, size_t n, int (*matches)(const void *obj, const char *ref),
+                         const char *ref, const char *kind, void **out, struct swm_err *err)
+{
+    size_t count = 0, match = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (matches(all[i], ref)) {
+            count++;
+            match = i;
+        }
+    }
+    if (count == 1) {
+        *out = all[match];
+        all[match] = NULL;
+    }
+    store_free_list(all, n);
+    if (count == 1)
+        return 0;
+    if (count > 1)
+        return swm_err_set(err, SWM_ENOTFOUND, "%s %s is ambiguous (%zu matches found)", kind, ref,
+                           count);
+    return swm_err_set(err, SWM_ENOTFOUND, "%s %s not found", kind, ref);
+}
+
 int controlapi__propose(struct controlapi *api, Swarmc__StoreEntry *entry,
                         enum store_object_kind kind, const char *id, controlapi_reply_cb cb,
                         void *arg)
@@ -168,6 +191,45 @@ int controlapi__append_task(Swarmc__ControlResponse *resp, Swarmc__Task *task)
 int controlapi__append_node(Swarmc__ControlResponse *resp, Swarmc__Node *node)
 {
     return append_ptr((void ***)&resp->nodes, &resp->n_nodes, node);
+}
+
+static int append_object(Swarmc__ControlResponse *resp, enum store_object_kind kind, void *obj)
+{
+    switch (kind) {
+    case STORE_KIND_SERVICE:
+        return controlapi__append_service(resp, obj);
+    case STORE_KIND_TASK:
+        return controlapi__append_task(resp, obj);
+    case STORE_KIND_NODE:
+        return controlapi__append_node(resp, obj);
+    default:
+        proto_free(obj);
+        return -EINVAL;
+    }
+}
+
+void controlapi__reply_objects(controlapi_reply_cb cb, void *arg, int rc, struct swm_err *err,
+                               enum store_object_kind kind, void **all, size_t n,
+                               int (*keep)(const void *obj, const void *filter), const void *filter)
+{
+    Swarmc__ControlResponse *resp = rc == 0 ? controlapi__response_new() : NULL;
+    if (rc == 0 && resp == NULL)
+        rc = swm_err_set(err, -ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (keep != NULL && !keep(all[i], filter))
+            continue;
+        rc = append_object(resp, kind, all[i]);
+        all[i] = NULL;
+        if (rc < 0)
+            swm_err_set(err, rc, "out of memory");
+    }
+    store_free_list(all, n);
+    if (rc < 0) {
+        proto_free(resp);
+        controlapi__reply_error(cb, arg, err);
+        return;
+    }
+    cb(arg, resp);
 }
 
 Swarmc__StoreEntry *controlapi__entry_new(void)

@@ -43,9 +43,9 @@ Swarmc__ControlResponse *controlapi_error_response(int code, const char *msg);
 /* Resolves a service reference: exact id, exact name, then unique id
  * prefix. SWM_ENOTFOUND with "service X not found". */
 int controlapi_find_service(struct store_read *r, const char *ref, Swarmc__Service **out,
-                             struct swm_err *err);
+                            struct swm_err *err);
 /* Same for nodes: "self", id, hostname, unique id prefix. */
 int controlapi_find_node(struct store_read *r, const char *self_id, const char *ref,
-                          Swarmc__Node **out, struct swm_err *err);
+                         Swarmc__Node **out, struct swm_err *err);
 
 #endif

@@ -26,6 +26,19 @@ int controlapi__append_service(Swarmc__ControlResponse *resp, Swarmc__Service *s
 int controlapi__append_task(Swarmc__ControlResponse *resp, Swarmc__Task *task);
 int controlapi__append_node(Swarmc__ControlResponse *resp, Swarmc__Node *node);
 
+/* Answers with the objects of all[0..n) (of one kind) that keep(obj, filter)
+ * accepts (keep NULL: all), or with err if rc < 0; frees the array. */
+void controlapi__reply_objects(controlapi_reply_cb cb, void *arg, int rc, struct swm_err *err,
+                               enum store_object_kind kind, void **all, size_t n,
+                               int (*keep)(const void *obj, const void *filter),
+                               const void *filter);
+
+/* Takes the one object of all[0..n) that matches ref out of the array and
+ * frees the array (store_free_list). SWM_ENOTFOUND naming kind and ref when
+ * none or several match. */
+int controlapi__pick_one(void **all, size_t n, int (*matches)(const void *obj, const char *ref),
+                         const char *ref, const char *kind, void **out, struct swm_err *err);
+
 /* Builds a store entry; entry_add takes ownership of object. */
 Swarmc__StoreEntry *controlapi__entry_new(void);
 int controlapi__entry_add(Swarmc__StoreEntry *entry, Swarmc__StoreAction__Kind kind,

@@ -6,14 +6,14 @@
 #include <sys/random.h>
 
 static const char *const adjectives[] = {
-    "admiring", "brave",   "clever",  "dazzling", "eager",   "focused", "gallant", "happy",
-    "inspiring", "jolly",  "keen",    "lucid",    "modest",  "nifty",   "optimistic", "peaceful",
-    "quirky",   "relaxed", "serene",  "tender",   "upbeat",  "vibrant", "wizardly", "zealous",
+    "admiring",  "brave",   "clever", "dazzling", "eager",  "focused", "gallant",    "happy",
+    "inspiring", "jolly",   "keen",   "lucid",    "modest", "nifty",   "optimistic", "peaceful",
+    "quirky",    "relaxed", "serene", "tender",   "upbeat", "vibrant", "wizardly",   "zealous",
 };
 static const char *const scientists[] = {
-    "archimedes", "babbage", "curie",   "darwin",  "euclid",  "feynman",  "galileo", "hopper",
-    "hypatia",    "johnson", "kepler",  "lovelace", "meitner", "noether", "pasteur", "ritchie",
-    "shannon",    "thompson", "turing", "volhard", "wozniak", "yalow",    "zuse",    "lamport",
+    "archimedes", "babbage",  "curie",  "darwin",   "euclid",  "feynman", "galileo", "hopper",
+    "hypatia",    "johnson",  "kepler", "lovelace", "meitner", "noether", "pasteur", "ritchie",
+    "shannon",    "thompson", "turing", "volhard",  "wozniak", "yalow",   "zuse",    "lamport",
 };
 
 char *controlapi__random_name(void)

@@ -14,8 +14,14 @@ static const char *node_hostname(const Swarmc__Node *node)
     return "";
 }
 
+static int node_matches(const void *obj, const char *ref)
+{
+    const Swarmc__Node *node = obj;
+    return strcmp(node_hostname(node), ref) == 0 || strncmp(node->id, ref, strlen(ref)) == 0;
+}
+
 int controlapi_find_node(struct store_read *r, const char *self_id, const char *ref,
-                          Swarmc__Node **out, struct swm_err *err)
+                         Swarmc__Node **out, struct swm_err *err)
 {
     if (ref == NULL || ref[0] == '\0')
         return swm_err_set(err, -EINVAL, "a node name or id is required");
@@ -28,25 +34,7 @@ int controlapi_find_node(struct store_read *r, const char *self_id, const char *
     int rc = store_list_nodes(r, &all, &n);
     if (rc < 0)
         return swm_err_set(err, rc, "listing nodes: %s", swm_strerror(rc));
-    size_t matches = 0, match = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(node_hostname(all[i]), ref) == 0 ||
-            strncmp(all[i]->id, ref, strlen(ref)) == 0) {
-            matches++;
-            match = i;
-        }
-    }
-    if (matches == 1) {
-        *out = all[match];
-        all[match] = NULL;
-    }
-    store_free_list(all, n);
-    if (matches == 1)
-        return 0;
-    if (matches > 1)
-        return swm_err_set(err, SWM_ENOTFOUND, "node %s is ambiguous (%zu matches found)", ref,
-                           matches);
-    return swm_err_set(err, SWM_ENOTFOUND, "node %s not found", ref);
+    return controlapi__pick_one((void **)all, n, node_matches, ref, "node", (void **)out, err);
 }
 
 void controlapi__list_nodes(struct controlapi *api, controlapi_reply_cb cb, void *arg)
@@ -59,20 +47,7 @@ void controlapi__list_nodes(struct controlapi *api, controlapi_reply_cb cb, void
     if (rc == 0 && (rc = store_list_nodes(r, &nodes, &n)) < 0)
         swm_err_set(&err, rc, "listing nodes: %s", swm_strerror(rc));
     store_read_end(r);
-    Swarmc__ControlResponse *resp = rc == 0 ? controlapi__response_new() : NULL;
-    for (size_t i = 0; resp != NULL && i < n && rc == 0; i++) {
-        rc = controlapi__append_node(resp, nodes[i]);
-        nodes[i] = NULL;
-    }
-    store_free_list(nodes, n);
-    if (rc == 0 && resp == NULL)
-        rc = swm_err_set(&err, -ENOMEM, "out of memory");
-    if (rc < 0) {
-        proto_free(resp);
-        controlapi__reply_error(cb, arg, &err);
-        return;
-    }
-    cb(arg, resp);
+    controlapi__reply_objects(cb, arg, rc, &err, STORE_KIND_NODE, (void **)nodes, n, NULL, NULL);
 }
 
 void controlapi__get_node(struct controlapi *api, const Swarmc__GetNodeRequest *req,

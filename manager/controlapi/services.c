@@ -7,8 +7,13 @@
 #include <errno.h>
 #include <string.h>
 
+static int service_id_has_prefix(const void *obj, const char *prefix)
+{
+    return strncmp(((const Swarmc__Service *)obj)->id, prefix, strlen(prefix)) == 0;
+}
+
 int controlapi_find_service(struct store_read *r, const char *ref, Swarmc__Service **out,
-                             struct swm_err *err)
+                            struct swm_err *err)
 {
     if (ref == NULL || ref[0] == '\0')
         return swm_err_set(err, -EINVAL, "a service name or id is required");
@@ -19,24 +24,8 @@ int controlapi_find_service(struct store_read *r, const char *ref, Swarmc__Servi
     int rc = store_list_services(r, &all, &n);
     if (rc < 0)
         return swm_err_set(err, rc, "listing services: %s", swm_strerror(rc));
-    size_t matches = 0, match = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (strncmp(all[i]->id, ref, strlen(ref)) == 0) {
-            matches++;
-            match = i;
-        }
-    }
-    if (matches == 1) {
-        *out = all[match];
-        all[match] = NULL;
-    }
-    store_free_list(all, n);
-    if (matches == 1)
-        return 0;
-    if (matches > 1)
-        return swm_err_set(err, SWM_ENOTFOUND, "service %s is ambiguous (%zu matches found)", ref,
-                           matches);
-    return swm_err_set(err, SWM_ENOTFOUND, "service %s not found", ref);
+    return controlapi__pick_one((void **)all, n, service_id_has_prefix, ref, "service",
+                                (void **)out, err);
 }
 
 static const char *service_name(const Swarmc__Service *svc)
@@ -164,6 +153,11 @@ static int service_matches(const Swarmc__Service *svc, const Swarmc__ListService
     return ok;
 }
 
+static int keep_service(const void *obj, const void *filter)
+{
+    return filter == NULL || service_matches(obj, filter);
+}
+
 void controlapi__list_services(struct controlapi *api, const Swarmc__ListServicesRequest *req,
                                controlapi_reply_cb cb, void *arg)
 {
@@ -175,24 +169,8 @@ void controlapi__list_services(struct controlapi *api, const Swarmc__ListService
     if (rc == 0 && (rc = store_list_services(r, &all, &n)) < 0)
         swm_err_set(&err, rc, "listing services: %s", swm_strerror(rc));
     store_read_end(r);
-    Swarmc__ControlResponse *resp = rc == 0 ? controlapi__response_new() : NULL;
-    for (size_t i = 0; resp != NULL && i < n; i++) {
-        if (req != NULL && !service_matches(all[i], req))
-            continue;
-        rc = controlapi__append_service(resp, all[i]);
-        all[i] = NULL;
-        if (rc < 0)
-            break;
-    }
-    store_free_list(all, n);
-    if (rc == 0 && resp == NULL)
-        rc = swm_err_set(&err, -ENOMEM, "out of memory");
-    if (rc < 0) {
-        proto_free(resp);
-        controlapi__reply_error(cb, arg, &err);
-        return;
-    }
-    cb(arg, resp);
+    controlapi__reply_objects(cb, arg, rc, &err, STORE_KIND_SERVICE, (void **)all, n, keep_service,
+                              req);
 }
 
 static int check_update_allowed(const Swarmc__Service *cur, const Swarmc__ServiceSpec *next,
@@ -242,9 +220,8 @@ static Swarmc__Service *updated_service(const Swarmc__Service *cur,
                                         const Swarmc__UpdateServiceRequest *req)
 {
     Swarmc__Service *next = proto_clone(cur);
-    Swarmc__ServiceSpec *spec = proto_clone(req->rollback && cur->previous_spec != NULL
-                                                ? cur->previous_spec
-                                                : req->spec);
+    Swarmc__ServiceSpec *spec =
+        proto_clone(req->rollback && cur->previous_spec != NULL ? cur->previous_spec : req->spec);
     Swarmc__ServiceSpec *prev = proto_clone(cur->spec);
     if (next == NULL || spec == NULL || prev == NULL || next->meta == NULL) {
         proto_free(next);
@@ -286,8 +263,8 @@ void controlapi__update_service(struct controlapi *api, const Swarmc__UpdateServ
         rc = controlapi_find_service(r, req->id, &cur, &err);
     store_read_end(r);
     if (rc == 0 && req->rollback && cur->previous_spec == NULL)
-        rc = swm_err_set(&err, SWM_EINVAL_SPEC, "service %s does not have a previous spec",
-                         req->id);
+        rc =
+            swm_err_set(&err, SWM_EINVAL_SPEC, "service %s does not have a previous spec", req->id);
     if (rc == 0 && !req->rollback && req->spec == NULL)
         rc = swm_err_set(&err, SWM_EINVAL_SPEC, "service spec is required");
     const Swarmc__ServiceSpec *target = req->rollback && rc == 0 ? cur->previous_spec : req->spec;

@@ -55,9 +55,17 @@ static int in_list(char *const *ids, const char *id)
     return 0;
 }
 
-static int task_matches(const Swarmc__Task *t, const Swarmc__ListTasksRequest *req,
-                        char *const *service_ids, char *const *node_ids)
+struct task_filter {
+    const Swarmc__ListTasksRequest *req;
+    char **service_ids, **node_ids; /* NULL-terminated; empty = any */
+};
+
+static int task_matches(const void *obj, const void *filter)
 {
+    const Swarmc__Task *t = obj;
+    const struct task_filter *f = filter;
+    const Swarmc__ListTasksRequest *req = f->req;
+    char *const *service_ids = f->service_ids, *const *node_ids = f->node_ids;
     if (!in_list(service_ids, t->service_id) || !in_list(node_ids, t->node_id))
         return 0;
     int ok = req->n_desired_states == 0;
@@ -83,35 +91,19 @@ void controlapi__list_tasks(struct controlapi *api, const Swarmc__ListTasksReque
 {
     struct swm_err err = {0};
     struct store_read *r = NULL;
-    char **service_ids = NULL, **node_ids = NULL;
+    struct task_filter f = {.req = req};
     Swarmc__Task **tasks = NULL;
     size_t n = 0;
     int rc = store_read_begin(api->store, &r, &err);
     if (rc == 0)
-        rc = resolve_refs(api, r, req, &service_ids, &node_ids, &err);
-    if (rc == 0 && (rc = list_candidates(r, service_ids, &tasks, &n)) < 0)
+        rc = resolve_refs(api, r, req, &f.service_ids, &f.node_ids, &err);
+    if (rc == 0 && (rc = list_candidates(r, f.service_ids, &tasks, &n)) < 0)
         swm_err_set(&err, rc, "listing tasks: %s", swm_strerror(rc));
     store_read_end(r);
-    Swarmc__ControlResponse *resp = rc == 0 ? controlapi__response_new() : NULL;
-    for (size_t i = 0; resp != NULL && i < n; i++) {
-        if (!task_matches(tasks[i], req, service_ids, node_ids))
-            continue;
-        rc = controlapi__append_task(resp, tasks[i]);
-        tasks[i] = NULL;
-        if (rc < 0)
-            break;
-    }
-    store_free_list(tasks, n);
-    free_ids(service_ids);
-    free_ids(node_ids);
-    if (rc == 0 && resp == NULL)
-        rc = swm_err_set(&err, -ENOMEM, "out of memory");
-    if (rc < 0) {
-        proto_free(resp);
-        controlapi__reply_error(cb, arg, &err);
-        return;
-    }
-    cb(arg, resp);
+    controlapi__reply_objects(cb, arg, rc, &err, STORE_KIND_TASK, (void **)tasks, n, task_matches,
+                              &f);
+    free_ids(f.service_ids);
+    free_ids(f.node_ids);
 }
 
 void controlapi__get_task(struct controlapi *api, const Swarmc__GetTaskRequest *req,
