@@ -136,7 +136,7 @@ int manager__reconcile(struct store *s, int64_t now_ns, Swarmc__StoreEntry **ent
         swm_err_set(err, rc, "allocating: %s", swm_strerror(rc));
     if (rc == 0)
         rc = schedule(&v, now_ns, err);
-    if (rc == 0 && (rc = manager_view_entry(&v, entry)) < 0)
+    if (rc == 0 && (rc = manager_view_take_entry(&v, entry)) < 0)
         swm_err_set(err, rc, "building the entry: %s", swm_strerror(rc));
     manager_view_free(&v);
     return rc;

@@ -135,7 +135,18 @@ static const Swarmc__StoreAction__Kind action_kind[] = {
     [VIEW_DELETE] = SWARMC__STORE_ACTION__KIND__STORE_ACTION_REMOVE,
 };
 
-int manager_view_entry(const struct manager_view *v, Swarmc__StoreEntry **out)
+static Swarmc__StoreAction *new_action(Swarmc__StoreAction__Kind kind)
+{
+    Swarmc__StoreAction *a = swm_malloc(sizeof(*a));
+    if (a != NULL) {
+        swarmc__store_action__init(a);
+        a->has_kind = 1;
+        a->kind = kind;
+    }
+    return a;
+}
+
+int manager_view_take_entry(struct manager_view *v, Swarmc__StoreEntry **out)
 {
     *out = NULL;
     size_t n = v->n_service_updates;
@@ -143,38 +154,41 @@ int manager_view_entry(const struct manager_view *v, Swarmc__StoreEntry **out)
         n += v->changes[i] != VIEW_SAME;
     if (n == 0)
         return 0;
-    Swarmc__StoreAction *actions = swm_calloc(n, sizeof(*actions));
-    Swarmc__StoreAction **ptrs = swm_calloc(n, sizeof(*ptrs));
-    int rc = actions == NULL || ptrs == NULL ? -ENOMEM : 0;
-    size_t k = 0;
-    for (size_t i = 0; rc == 0 && i < v->n_service_updates; i++) {
-        swarmc__store_action__init(&actions[k]);
-        actions[k].has_kind = 1;
-        actions[k].kind = SWARMC__STORE_ACTION__KIND__STORE_ACTION_UPDATE;
-        actions[k].target_case = SWARMC__STORE_ACTION__TARGET_SERVICE;
-        actions[k].service = v->service_updates[i];
-        ptrs[k] = &actions[k];
-        k++;
+    Swarmc__StoreEntry *entry = swm_malloc(sizeof(*entry));
+    Swarmc__StoreAction **actions = swm_calloc(n, sizeof(*actions));
+    if (entry == NULL || actions == NULL) {
+        swm_free(entry);
+        swm_free(actions);
+        return -ENOMEM;
     }
-    for (size_t i = 0; rc == 0 && i < v->n_tasks; i++) {
+    swarmc__store_entry__init(entry);
+    entry->actions = actions;
+    /* Objects move into the entry (the view is about to be freed), which
+     * saves copying a large pass. */
+    for (size_t i = 0; i < v->n_service_updates; i++) {
+        Swarmc__StoreAction *a = new_action(SWARMC__STORE_ACTION__KIND__STORE_ACTION_UPDATE);
+        if (a == NULL)
+            goto nomem;
+        a->target_case = SWARMC__STORE_ACTION__TARGET_SERVICE;
+        a->service = v->service_updates[i];
+        v->service_updates[i] = NULL;
+        actions[entry->n_actions++] = a;
+    }
+    for (size_t i = 0; i < v->n_tasks; i++) {
         if (v->changes[i] == VIEW_SAME)
             continue;
-        swarmc__store_action__init(&actions[k]);
-        actions[k].has_kind = 1;
-        actions[k].kind = action_kind[v->changes[i]];
-        actions[k].target_case = SWARMC__STORE_ACTION__TARGET_TASK;
-        actions[k].task = v->tasks[i]; /* borrowed only until the clone below */
-        ptrs[k] = &actions[k];
-        k++;
+        Swarmc__StoreAction *a = new_action(action_kind[v->changes[i]]);
+        if (a == NULL)
+            goto nomem;
+        a->target_case = SWARMC__STORE_ACTION__TARGET_TASK;
+        a->task = v->tasks[i];
+        v->tasks[i] = NULL;
+        v->changes[i] = VIEW_SAME;
+        actions[entry->n_actions++] = a;
     }
-    if (rc == 0) {
-        Swarmc__StoreEntry entry = SWARMC__STORE_ENTRY__INIT;
-        entry.actions = ptrs;
-        entry.n_actions = k;
-        *out = proto_clone(&entry);
-        rc = *out == NULL ? -ENOMEM : 0;
-    }
-    swm_free(actions);
-    swm_free(ptrs);
-    return rc;
+    *out = entry;
+    return 0;
+nomem:
+    proto_free(entry);
+    return -ENOMEM;
 }

@@ -19,8 +19,8 @@ struct manager_view {
     size_t n_services;
     Swarmc__Task **tasks; /* owned; a deleted task stays until the entry is built */
     size_t n_tasks, cap_tasks;
-    unsigned char *changes; /* enum view_change per task */
-    struct swm_strmap by_id; /* task id -> index + 1 */
+    unsigned char *changes;            /* enum view_change per task */
+    struct swm_strmap by_id;           /* task id -> index + 1 */
     Swarmc__Service **service_updates; /* owned: services to write */
     size_t n_service_updates;
 };
@@ -49,8 +49,9 @@ void manager_view_delete(struct manager_view *v, const char *task_id);
 /* The task with id, or NULL. */
 Swarmc__Task *manager_view_task(const struct manager_view *v, const char *id);
 
-/* Builds the entry holding every change (NULL with *n_actions 0 when there
- * is none). The view keeps its objects; the entry holds copies. */
-int manager_view_entry(const struct manager_view *v, Swarmc__StoreEntry **out);
+/* Moves every change into a new entry (NULL when there is none): the
+ * changed objects leave the view, so call it last, just before
+ * manager_view_free. 0 or -ENOMEM (the view is then only fit to free). */
+int manager_view_take_entry(struct manager_view *v, Swarmc__StoreEntry **out);
 
 #endif
