@@ -401,6 +401,41 @@ static int apply_entry(struct apply_ctx *c, MDB_txn *parent, const Swarmc__Store
     return rc;
 }
 
+int store__apply_one(struct store *s, MDB_txn *txn, struct store__event_batch *events,
+                     uint64_t index, const Swarmc__StoreEntry *entry,
+                     struct store_apply_result *result, struct swm_err *err)
+{
+    struct apply_ctx c = {.s = s, .index = index, .events = events, .err = &result->err};
+    swm_err_clear(c.err);
+    int rc = apply_entry(&c, txn, entry);
+    if (rc < 0 && !is_entry_failure(rc)) {
+        if (err != NULL)
+            *err = *c.err;
+        return swm_err_wrap(err, rc, "applying entry %" PRIu64, index);
+    }
+    return 0;
+}
+
+int store__restore_object(struct store *s, MDB_txn *txn, enum store_object_kind kind,
+                          const ProtobufCMessage *obj, struct swm_err *err)
+{
+    const char *id = store__obj_id(kind, obj);
+    if (!store__valid_key(id))
+        return swm_err_set(err, SWM_ECORRUPT, "snapshot holds a %s with an invalid id",
+                           store__kinds[kind].name);
+    struct apply_ctx c = {.s = s, .txn = txn, .err = err};
+    int rc = update_indexes(&c, kind, id, NULL, obj);
+    if (rc < 0)
+        return rc;
+    /* The object keeps the meta it had on the snapshotting replica: its
+     * version is the index of its last change there, as here. */
+    const Swarmc__Meta *given = store__obj_meta(kind, obj);
+    Swarmc__Meta meta = SWARMC__META__INIT;
+    if (given != NULL)
+        meta = *given;
+    return put_object(&c, kind, obj, &meta, SWARMC__STORE_ACTION__KIND__STORE_ACTION_CREATE);
+}
+
 /* Writes the entries themselves to the log table: key = index (u64 BE),
  * value = CRC-32C of the packed entry (u32 BE), then the packed entry. */
 static int append_log(struct store *s, MDB_txn *txn, uint64_t first,

@@ -24,6 +24,8 @@ enum store__db {
     STORE__DB_TASKS_BY_DESIRED_STATE, /* u32 BE state -> task ids */
     STORE__DB_META,                   /* applied index, schema version */
     STORE__DB_LOG,                    /* u64 BE index -> crc32c BE + packed StoreEntry */
+    STORE__DB_RAFT_LOG,               /* u64 BE index -> raft entry (store/raftlog.c) */
+    STORE__DB_RAFT_STATE,             /* hard state, snapshot meta and data (raftlog.c) */
     STORE__DB_COUNT
 };
 
@@ -132,6 +134,10 @@ ProtobufCMessage *store__unpack(const ProtobufCMessageDescriptor *desc, const vo
 bool store__index_key(enum store_object_kind kind, const ProtobufCMessage *obj, enum store__db db,
                       MDB_val *key, uint8_t state_buf[4]);
 
+/* Reads the applied index as of txn into *index (0 when none is recorded).
+ * 0, or SWM_ECORRUPT / a translated LMDB error with err set. */
+int store__get_applied_index(struct store *s, MDB_txn *txn, uint64_t *index, struct swm_err *err);
+
 /* Records index as the applied index, inside txn. 0 or a negative code. */
 int store__put_applied_index(struct store *s, MDB_txn *txn, uint64_t index, struct swm_err *err);
 
@@ -145,6 +151,22 @@ const char *store__index_key_str(enum store__db db, const MDB_val *key, char *bu
 int store__apply(struct store *s, uint64_t index_first, Swarmc__StoreEntry *const *entries,
                  size_t n, bool append_log, struct store_apply_result *results,
                  struct swm_err *err);
+
+/* Applies one entry at `index` in a transaction nested in txn, adding its
+ * events to events (NULL: nobody watches). result receives the entry's
+ * outcome. Returns 0, also when the entry failed deterministically (see
+ * result), or a local failure (ENOMEM, ENOSPC, EIO, SWM_ECORRUPT) with err
+ * set; txn must then be aborted. Does not touch the applied index. */
+int store__apply_one(struct store *s, MDB_txn *txn, struct store__event_batch *events,
+                     uint64_t index, const Swarmc__StoreEntry *entry,
+                     struct store_apply_result *result, struct swm_err *err);
+
+/* Writes obj, restored from a snapshot, to its table and indexes inside txn
+ * with its meta kept as it is (no event). The tables must not hold it yet.
+ * Returns 0, SWM_ECORRUPT (invalid id, name taken twice), or a local
+ * failure, with err set. */
+int store__restore_object(struct store *s, MDB_txn *txn, enum store_object_kind kind,
+                          const ProtobufCMessage *obj, struct swm_err *err);
 
 /* --- events.c ---------------------------------------------------------- */
 

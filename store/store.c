@@ -31,6 +31,8 @@ const char *const store__db_names[STORE__DB_COUNT] = {
     [STORE__DB_TASKS_BY_DESIRED_STATE] = "tasks_by_desired_state",
     [STORE__DB_META] = "meta",
     [STORE__DB_LOG] = "log",
+    [STORE__DB_RAFT_LOG] = "raft_log",
+    [STORE__DB_RAFT_STATE] = "raft_state",
 };
 
 static const unsigned int db_flags[STORE__DB_COUNT] = {
@@ -377,12 +379,12 @@ static int check_schema(struct store *s, MDB_txn *txn, struct swm_err *err)
     return 0;
 }
 
-static int load_applied_index(struct store *s, MDB_txn *txn, struct swm_err *err)
+int store__get_applied_index(struct store *s, MDB_txn *txn, uint64_t *index, struct swm_err *err)
 {
     MDB_val val;
     int rc = meta_get(s, txn, meta_applied_key, &val, err);
     if (rc == SWM_ENOTFOUND) {
-        s->applied_index = 0;
+        *index = 0;
         return 0;
     }
     if (rc < 0)
@@ -390,8 +392,13 @@ static int load_applied_index(struct store *s, MDB_txn *txn, struct swm_err *err
     if (val.mv_size != 8)
         return swm_err_set(err, SWM_ECORRUPT, "table meta key %s: %zu bytes, expected 8",
                            meta_applied_key, val.mv_size);
-    s->applied_index = store__get_be64(val.mv_data);
+    *index = store__get_be64(val.mv_data);
     return 0;
+}
+
+static int load_applied_index(struct store *s, MDB_txn *txn, struct swm_err *err)
+{
+    return store__get_applied_index(s, txn, &s->applied_index, err);
 }
 
 /* Opens (creating) every table and checks them, in one write transaction so
