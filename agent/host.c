@@ -11,8 +11,8 @@ static const char *go_arch(const char *machine)
 {
     static const struct {
         const char *uname, *go;
-    } names[] = {{"x86_64", "amd64"}, {"aarch64", "arm64"}, {"armv7l", "arm"},
-                 {"i686", "386"},     {"ppc64le", "ppc64le"}, {"s390x", "s390x"},
+    } names[] = {{"x86_64", "amd64"},   {"aarch64", "arm64"},   {"armv7l", "arm"},
+                 {"i686", "386"},       {"ppc64le", "ppc64le"}, {"s390x", "s390x"},
                  {"riscv64", "riscv64"}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcmp(machine, names[i].uname) == 0)

@@ -12,17 +12,17 @@
 /* X(name, value, message). Values are below -4095 so they never clash with
  * -errno. */
 #define SWM_ERRNO_MAP(X)                                                                           \
-    X(SWM_ESTALE, -5001, "update out of sequence: the object changed since it was read")          \
-    X(SWM_ENOTLEADER, -5002, "this node is not the leader")                                       \
-    X(SWM_EBADTOKEN, -5003, "invalid join token")                                                 \
-    X(SWM_EPROTO, -5004, "malformed message")                                                     \
-    X(SWM_ECORRUPT, -5005, "stored data is corrupted")                                            \
-    X(SWM_EINVAL_SPEC, -5006, "invalid specification")                                            \
-    X(SWM_ENOTFOUND, -5007, "not found")                                                          \
-    X(SWM_EEXISTS, -5008, "already exists")                                                       \
-    X(SWM_EINUSE, -5009, "in use")                                                                \
-    X(SWM_ENOTSUP, -5010, "not yet supported")                                                    \
-    X(SWM_ESHUTDOWN, -5011, "shutting down")                                                      \
+    X(SWM_ESTALE, -5001, "update out of sequence: the object changed since it was read")           \
+    X(SWM_ENOTLEADER, -5002, "this node is not the leader")                                        \
+    X(SWM_EBADTOKEN, -5003, "invalid join token")                                                  \
+    X(SWM_EPROTO, -5004, "malformed message")                                                      \
+    X(SWM_ECORRUPT, -5005, "stored data is corrupted")                                             \
+    X(SWM_EINVAL_SPEC, -5006, "invalid specification")                                             \
+    X(SWM_ENOTFOUND, -5007, "not found")                                                           \
+    X(SWM_EEXISTS, -5008, "already exists")                                                        \
+    X(SWM_EINUSE, -5009, "in use")                                                                 \
+    X(SWM_ENOTSUP, -5010, "not yet supported")                                                     \
+    X(SWM_ESHUTDOWN, -5011, "shutting down")                                                       \
     X(SWM_EEXEC, -5012, "container runtime failed")
 
 enum swm_errno {

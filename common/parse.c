@@ -14,7 +14,7 @@ struct unit {
 
 /* Longest names first so "ms" is not read as "m" followed by "s". */
 static const struct unit duration_units[] = {
-    {"ns", 1},          {"us", 1000},          {"\xc2\xb5s", 1000}, {"ms", 1000000},
+    {"ns", 1},           {"us", 1000},         {"\xc2\xb5s", 1000},    {"ms", 1000000},
     {"s", 1000000000LL}, {"m", 60000000000LL}, {"h", 3600000000000LL},
 };
 
@@ -82,8 +82,8 @@ int swm_parse_bytes(const char *s, int64_t *bytes)
             return -EINVAL;
         /* Accept "k", "kb", "kib"; "b" alone is bytes. */
         const char *rest = suffix + 1;
-        if (!(*rest == '\0' || (suffix[0] != 'b' && (strcmp(rest, "b") == 0 ||
-                                                     strcmp(rest, "ib") == 0))))
+        if (!(*rest == '\0' ||
+              (suffix[0] != 'b' && (strcmp(rest, "b") == 0 || strcmp(rest, "ib") == 0))))
             return -EINVAL;
         for (long i = 0; i < u - units; i++)
             mult *= 1024;

@@ -3,8 +3,8 @@
  * that connection only; the daemon keeps serving. */
 #include "common/alloc.h"
 #include "common/log.h"
-#include "daemon/internal.h"
 #include "daemon/images.h"
+#include "daemon/internal.h"
 
 #include <errno.h>
 #include <string.h>

@@ -122,8 +122,8 @@ static int open_components(struct node_daemon *nd, struct swm_err *err)
     int rc = store_open(path, &nd->store, err);
     if (rc == 0)
         rc = store_log_open(&nd->loop, nd->store, &nd->log, err);
-    if (rc == 0 && (rc = controlapi_open(nd->store, nd->log, nd->node_id, data_dir(o),
-                                         &nd->controlapi)) < 0)
+    if (rc == 0 &&
+        (rc = controlapi_open(nd->store, nd->log, nd->node_id, data_dir(o), &nd->controlapi)) < 0)
         swm_err_set(err, rc, "control API: %s", swm_strerror(rc));
     if (rc == 0 && (rc = dispatcher_open(&nd->loop, nd->store, nd->log,
                                          manager_heartbeat_period(nd->store), &nd->dispatcher)) < 0)
@@ -203,8 +203,8 @@ static int run_daemon(const struct daemon_opts *o, struct swm_err *err)
 void daemon__wipe_state(const struct daemon_opts *o)
 {
     const char *dir = data_dir(o);
-    static const char *const entries[] = {"state", "images", "containers", "node_id",
-                                          "swarmc.log", "daemon.lock"};
+    static const char *const entries[] = {"state",   "images",     "containers",
+                                          "node_id", "swarmc.log", "daemon.lock"};
     for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
         char path[PATH_MAX];
         path_in(path, sizeof(path), dir, entries[i]);
@@ -230,8 +230,8 @@ static int new_object_meta(Swarmc__Meta **out)
 
 /* The first entry of a new cluster: the cluster object and this node as its
  * first manager (DESIGN.md §1, `swarmc init`). */
-static int bootstrap_entry(const struct daemon_opts *o, const char *node_id,
-                           const char *cluster_id, Swarmc__StoreEntry **out)
+static int bootstrap_entry(const struct daemon_opts *o, const char *node_id, const char *cluster_id,
+                           Swarmc__StoreEntry **out)
 {
     Swarmc__Cluster cluster = SWARMC__CLUSTER__INIT;
     Swarmc__ClusterSpec cspec = SWARMC__CLUSTER_SPEC__INIT;
@@ -258,12 +258,12 @@ static int bootstrap_entry(const struct daemon_opts *o, const char *node_id,
     cluster.spec = &cspec;
     nspec.has_desired_role = nspec.has_availability = 1;
     nspec.desired_role = SWARMC__NODE_ROLE__NODE_ROLE_MANAGER;
-    nspec.availability = o->availability == NULL ? SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_ACTIVE
-                         : strcmp(o->availability, "drain") == 0
-                             ? SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_DRAIN
-                         : strcmp(o->availability, "pause") == 0
-                             ? SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_PAUSE
-                             : SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_ACTIVE;
+    nspec.availability =
+        o->availability == NULL ? SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_ACTIVE
+        : strcmp(o->availability, "drain") == 0 ? SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_DRAIN
+        : strcmp(o->availability, "pause") == 0
+            ? SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_PAUSE
+            : SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_ACTIVE;
     nstatus.has_state = 1;
     nstatus.state = SWARMC__NODE_STATE__NODE_STATE_UNKNOWN;
     nstatus.addr = (char *)(o->advertise_addr != NULL ? o->advertise_addr : "127.0.0.1");

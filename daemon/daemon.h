@@ -12,11 +12,11 @@
 #include "common/err.h"
 
 struct daemon_opts {
-    const char *data_dir;       /* default /var/lib/swarmc */
-    const char *run_dir;        /* default /run/swarmc */
-    const char *self_exe;       /* path of the swarmc binary (for shims) */
-    const char *log_level;      /* NULL = info */
-    bool foreground;            /* stay attached, log to stderr */
+    const char *data_dir;  /* default /var/lib/swarmc */
+    const char *run_dir;   /* default /run/swarmc */
+    const char *self_exe;  /* path of the swarmc binary (for shims) */
+    const char *log_level; /* NULL = info */
+    bool foreground;       /* stay attached, log to stderr */
     /* init only (0 / NULL = Swarm's default) */
     const char *advertise_addr;
     const char *listen_addr;

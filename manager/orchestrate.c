@@ -11,8 +11,8 @@
 #include <string.h>
 
 /* The view's live tasks of one service (borrowed pointers). */
-static int collect_tasks(const struct manager_view *v, const char *service_id,
-                         Swarmc__Task ***out, size_t *n)
+static int collect_tasks(const struct manager_view *v, const char *service_id, Swarmc__Task ***out,
+                         size_t *n)
 {
     Swarmc__Task **tasks = swm_calloc(v->n_tasks + 1, sizeof(*tasks));
     if (tasks == NULL)
@@ -99,8 +99,8 @@ int manager__orchestrate(struct manager_view *v, int64_t now_ns, int64_t *wakeup
     int rc = 0;
     for (size_t i = 0; i < v->n_services && rc == 0; i++) {
         struct swm_err serr = {0};
-        rc = orchestrate_service(v, v->services[i], v->services[i]->id, history, now_ns,
-                                 wakeup_ns, &serr);
+        rc = orchestrate_service(v, v->services[i], v->services[i]->id, history, now_ns, wakeup_ns,
+                                 &serr);
         /* A service whose spec the orchestrator rejects must not stall the
          * others: log it and go on. */
         if (rc == SWM_EINVAL_SPEC) {

@@ -30,8 +30,8 @@ int proto_pack(const ProtobufCMessage *msg, struct swm_buf *out)
     return 0;
 }
 
-ProtobufCMessage *proto_unpack(const ProtobufCMessageDescriptor *desc, const void *data,
-                               size_t len, struct swm_err *err)
+ProtobufCMessage *proto_unpack(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+                               struct swm_err *err)
 {
     ProtobufCMessage *msg = protobuf_c_message_unpack(desc, &proto_allocator, len, data);
     if (msg == NULL)

@@ -21,8 +21,8 @@ int proto_pack(const ProtobufCMessage *msg, struct swm_buf *out);
 
 /* Decodes len bytes as a message of type desc. Returns the message (free it
  * with proto_free) or NULL with err set to SWM_EPROTO naming the type. */
-ProtobufCMessage *proto_unpack(const ProtobufCMessageDescriptor *desc, const void *data,
-                               size_t len, struct swm_err *err);
+ProtobufCMessage *proto_unpack(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+                               struct swm_err *err);
 
 /* Frees a message from proto_unpack or proto_clone. Accepts NULL. */
 void proto_free(void *msg);

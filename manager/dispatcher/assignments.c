@@ -82,8 +82,7 @@ static void send_full_set(struct dispatcher_session *sess)
     size_t n = 0;
     if (store_read_begin(sess->d->store, &r, &err) < 0 ||
         store_list_tasks_by_node(r, sess->node_id, &tasks, &n) < 0) {
-        swm_log_error("dispatcher: cannot read tasks node=%s error=\"%s\"", sess->node_id,
-                      err.msg);
+        swm_log_error("dispatcher: cannot read tasks node=%s error=\"%s\"", sess->node_id, err.msg);
         store_read_end(r);
         return;
     }
@@ -123,8 +122,7 @@ void dispatcher__register(struct dispatcher_session *sess, const Swarmc__Registe
     snprintf(sess->node_id, sizeof(sess->node_id), "%s", req->node_id);
     sess->marked_down = 0;
     dispatcher__drop_detached(sess->d, sess->node_id);
-    swm_log_info("dispatcher: node registered node=%s session=%s", sess->node_id,
-                 sess->session_id);
+    swm_log_info("dispatcher: node registered node=%s session=%s", sess->node_id, sess->session_id);
     send_session(sess);
     send_full_set(sess);
     dispatcher__set_node_state(sess->d, sess->node_id, SWARMC__NODE_STATE__NODE_STATE_READY, "",
@@ -144,8 +142,8 @@ static struct dispatcher_session *session_of(struct dispatcher *d, const char *n
  * dispatchable or its desired state moved, REMOVE when it left the store.
  * Status-only changes are the agent's own reports and are not echoed. */
 static void forward_task_event(struct dispatcher *d, const struct store_event *ev,
-                               struct dispatcher_session **touched, struct assignment_batch *batches,
-                               size_t *n_touched, size_t max)
+                               struct dispatcher_session **touched,
+                               struct assignment_batch *batches, size_t *n_touched, size_t max)
 {
     const Swarmc__Task *t = (const Swarmc__Task *)ev->object;
     if (t->node_id == NULL || t->node_id[0] == '\0')
