@@ -1,11 +1,14 @@
 /* The node's own commands: init, daemon, leave, info, version, and the
  * entry points into the node daemon. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "cli/client.h"
 #include "cli/internal.h"
 #include "cli/json.h"
 #include "common/parse.h"
@@ -146,16 +149,26 @@ static int get_info(struct cli_ctx *ctx, Swarmc__ControlResponse **resp, struct 
 }
 
 /* The daemon answers `leave` first, then stops its containers, removes its
- * state and exits: wait for that, so that the node is really gone when
- * `leave` returns (as `docker swarm leave` does). */
+ * state and exits, releasing the lock on its data dir last: wait for that,
+ * so the node is really gone when `leave` returns (as `docker swarm leave`
+ * does). */
+static bool daemon_gone(struct cli_ctx *ctx)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/daemon.lock", ctx->data_dir);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT;
+    bool unlocked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    close(fd);
+    return unlocked;
+}
+
 static int wait_daemon_gone(struct cli_ctx *ctx, struct swm_err *err)
 {
     for (int i = 0; i < 1200; i++) { /* up to 2 minutes */
-        int fd;
-        struct swm_err ignored = {0};
-        if (cli_client_connect(ctx->sock_path, &fd, &ignored) < 0)
+        if (daemon_gone(ctx))
             return 0;
-        close(fd);
         usleep(100 * 1000);
     }
     return swm_err_set(err, -ETIMEDOUT, "the daemon did not stop within 2 minutes");

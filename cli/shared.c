@@ -223,7 +223,7 @@ static bool name_selected(const struct cli_args *args, const Swarmc__Task *t)
 int cli_print_tasks(struct cli_ctx *ctx, const Swarmc__ListTasksRequest *list,
                     const struct cli_args *args, struct swm_err *err)
 {
-    enum cli_output format;
+    enum cli_output format = CLI_OUT_TABLE;
     int rc = cli_output_format(args, &format, err);
     if (rc < 0)
         return rc;
@@ -268,7 +268,7 @@ int cli_print_tasks(struct cli_ctx *ctx, const Swarmc__ListTasksRequest *list,
 int cli_inspect(struct cli_ctx *ctx, const struct cli_args *args, cli_get_fn get, cli_pick_fn pick,
                 cli_pretty_fn pretty, struct swm_err *err)
 {
-    enum cli_output format;
+    enum cli_output format = CLI_OUT_TABLE;
     int rc = cli_output_format(args, &format, err);
     if (rc < 0)
         return rc;

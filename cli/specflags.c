@@ -182,7 +182,7 @@ static bool str_equal(const void *item, const void *arg)
 int cli_op_append(ProtobufCMessage *msg, const struct cli_flag *flag, const char *value,
                   struct swm_err *err)
 {
-    struct rep r;
+    struct rep r = {0};
     int rc = rep_at(msg, flag, true, &r, err);
     if (rc < 0)
         return rc;
@@ -200,7 +200,7 @@ int cli_op_append(ProtobufCMessage *msg, const struct cli_flag *flag, const char
 int cli_op_remove(ProtobufCMessage *msg, const struct cli_flag *flag, const char *value,
                   struct swm_err *err)
 {
-    struct rep r;
+    struct rep r = {0};
     int rc = rep_at(msg, flag, false, &r, err);
     if (rc != 0)
         return rc > 0 ? 0 : rc;
@@ -221,7 +221,7 @@ int cli_op_kv_set(ProtobufCMessage *msg, const struct cli_flag *flag, const char
     size_t key_len = eq != NULL ? (size_t)(eq - value) : strlen(value);
     if (key_len == 0)
         return cli_flag_error(err, flag, value, "invalid label: empty key");
-    struct rep r;
+    struct rep r = {0};
     int rc = rep_at(msg, flag, true, &r, err);
     if (rc < 0)
         return rc;
@@ -245,7 +245,7 @@ int cli_op_kv_set(ProtobufCMessage *msg, const struct cli_flag *flag, const char
 int cli_op_kv_remove(ProtobufCMessage *msg, const struct cli_flag *flag, const char *value,
                      struct swm_err *err)
 {
-    struct rep r;
+    struct rep r = {0};
     int rc = rep_at(msg, flag, false, &r, err);
     if (rc != 0)
         return rc > 0 ? 0 : rc;
@@ -297,7 +297,7 @@ static int env_add(ProtobufCMessage *msg, const struct cli_flag *flag, const cha
     if (entry == NULL)
         return oom(err);
     char *key = swm_strndup(entry, strcspn(entry, "="));
-    struct rep r;
+    struct rep r = {0};
     int rc = key != NULL ? rep_at(msg, flag, true, &r, err) : oom(err);
     if (rc == 0) {
         rep_remove_if(r, env_key_equal, key, swm_free);
@@ -312,7 +312,7 @@ static int env_add(ProtobufCMessage *msg, const struct cli_flag *flag, const cha
 static int env_remove(ProtobufCMessage *msg, const struct cli_flag *flag, const char *value,
                       struct swm_err *err)
 {
-    struct rep r;
+    struct rep r = {0};
     int rc = rep_at(msg, flag, false, &r, err);
     if (rc != 0)
         return rc > 0 ? 0 : rc;
@@ -437,7 +437,7 @@ static int set_words(ProtobufCMessage *msg, const struct cli_flag *flag, const c
         return cli_flag_error(err, flag, value, "EOF found when expecting closing quote");
     if (rc < 0)
         return oom(err);
-    struct rep r;
+    struct rep r = {0};
     rc = rep_at(msg, flag, true, &r, err);
     if (rc < 0) {
         cli_strv_free(words, n);
@@ -644,7 +644,7 @@ static int ports_edit(ProtobufCMessage *msg, const struct cli_flag *flag, const 
         snprintf(reason, sizeof(reason), "%s", err->msg);
         rc = cli_flag_error(err, flag, value, "%s", reason);
     }
-    struct rep r;
+    struct rep r = {0};
     if (rc == 0)
         rc = rep_at(msg, flag, add, &r, err);
     for (size_t i = 0; i < n; i++) {
@@ -810,7 +810,7 @@ static int mount_add(ProtobufCMessage *msg, const struct cli_flag *flag, const c
     }
     if (rc < 0)
         return rc;
-    struct rep r;
+    struct rep r = {0};
     rc = rep_at(msg, flag, true, &r, err);
     if (rc == 0) {
         rep_remove_if(r, mount_target_equal, m->target, free_msg);
@@ -824,7 +824,7 @@ static int mount_add(ProtobufCMessage *msg, const struct cli_flag *flag, const c
 static int mount_remove(ProtobufCMessage *msg, const struct cli_flag *flag, const char *value,
                         struct swm_err *err)
 {
-    struct rep r;
+    struct rep r = {0};
     int rc = rep_at(msg, flag, false, &r, err);
     if (rc != 0)
         return rc > 0 ? 0 : rc;
@@ -871,7 +871,7 @@ static int network_add(ProtobufCMessage *msg, const struct cli_flag *flag, const
     swm_free(copy);
     if (rc == 0 && (n->target == NULL || n->target[0] == '\0'))
         rc = cli_flag_error(err, flag, value, "network name is required");
-    struct rep r;
+    struct rep r = {0};
     if (rc == 0)
         rc = rep_at(msg, flag, true, &r, err);
     if (rc == 0) {
@@ -886,7 +886,7 @@ static int network_add(ProtobufCMessage *msg, const struct cli_flag *flag, const
 static int network_remove(ProtobufCMessage *msg, const struct cli_flag *flag, const char *value,
                           struct swm_err *err)
 {
-    struct rep r;
+    struct rep r = {0};
     int rc = rep_at(msg, flag, false, &r, err);
     if (rc != 0)
         return rc > 0 ? 0 : rc;
@@ -925,7 +925,7 @@ static int preference_add(ProtobufCMessage *msg, const struct cli_flag *flag, co
 static int health_test(ProtobufCMessage *msg, const struct cli_flag *flag, const char *const *words,
                        struct swm_err *err)
 {
-    struct rep r;
+    struct rep r = {0};
     int rc = rep_at(msg, flag, true, &r, err);
     if (rc < 0)
         return rc;
@@ -1234,7 +1234,7 @@ int cli_spec_create(const struct cli_args *args, Swarmc__ServiceSpec **out, stru
     int rc = args->n_pos > 0 ? cli_op_set(msg, &image_flag, args->pos[0], err)
                              : swm_err_set(err, SWM_EINVAL_SPEC, "an image is required");
     /* Positional COMMAND ARG... replace the image's CMD, as in docker. */
-    struct rep r;
+    struct rep r = {0};
     if (rc == 0 && args->n_pos > 1)
         rc = rep_path(msg, "task.container.args", true, &r, err);
     for (size_t i = 1; rc == 0 && i < args->n_pos; i++) {

@@ -71,7 +71,7 @@ static int get_object(struct store_read *r, enum store_object_kind kind, const c
 
 int store_get_node(struct store_read *r, const char *id, Swarmc__Node **out)
 {
-    ProtobufCMessage *m;
+    ProtobufCMessage *m = NULL;
     int rc = get_object(r, STORE_KIND_NODE, id, &m);
     if (rc == 0)
         *out = (Swarmc__Node *)m;
@@ -80,7 +80,7 @@ int store_get_node(struct store_read *r, const char *id, Swarmc__Node **out)
 
 int store_get_service(struct store_read *r, const char *id, Swarmc__Service **out)
 {
-    ProtobufCMessage *m;
+    ProtobufCMessage *m = NULL;
     int rc = get_object(r, STORE_KIND_SERVICE, id, &m);
     if (rc == 0)
         *out = (Swarmc__Service *)m;
@@ -89,7 +89,7 @@ int store_get_service(struct store_read *r, const char *id, Swarmc__Service **ou
 
 int store_get_task(struct store_read *r, const char *id, Swarmc__Task **out)
 {
-    ProtobufCMessage *m;
+    ProtobufCMessage *m = NULL;
     int rc = get_object(r, STORE_KIND_TASK, id, &m);
     if (rc == 0)
         *out = (Swarmc__Task *)m;
@@ -103,7 +103,7 @@ static int get_indexed(struct store_read *r, enum store_object_kind kind, enum s
 {
     const struct store__kind *k = &store__kinds[kind];
     char kbuf[128], ibuf[128];
-    ProtobufCMessage *m;
+    ProtobufCMessage *m = NULL;
     int rc = get_by_key(r, kind, id, &m);
     if (rc == SWM_ENOTFOUND)
         return swm_err_set(&r->err, SWM_ECORRUPT,
@@ -138,7 +138,7 @@ int store_get_service_by_name(struct store_read *r, const char *name, Swarmc__Se
         return swm_err_set(&r->err, SWM_ENOTFOUND, "service %s not found", name);
     if (rc != 0)
         return store__mdb_fail(&r->err, rc, "reading index services_by_name key %s", name);
-    ProtobufCMessage *m;
+    ProtobufCMessage *m = NULL;
     rc = get_indexed(r, STORE_KIND_SERVICE, STORE__DB_SERVICES_BY_NAME, &key, &id, &m);
     if (rc == 0)
         *out = (Swarmc__Service *)m;
@@ -159,7 +159,7 @@ int store_get_cluster(struct store_read *r, Swarmc__Cluster **out)
         return swm_err_set(&r->err, SWM_ENOTFOUND, "cluster not found");
     if (rc != 0)
         return store__mdb_fail(&r->err, rc, "reading table clusters");
-    ProtobufCMessage *m;
+    ProtobufCMessage *m = NULL;
     rc = store__decode(STORE_KIND_CLUSTER, &key, &val, &m, &r->err);
     if (rc == 0)
         *out = (Swarmc__Cluster *)m;
@@ -216,7 +216,7 @@ static int list_cursor(struct store_read *r, MDB_cursor *cur, enum store_object_
     int mrc;
     for (mrc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); mrc == 0;
          mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        ProtobufCMessage *m;
+        ProtobufCMessage *m = NULL;
         int rc = store__decode(kind, &key, &val, &m, &r->err);
         if (rc == 0)
             rc = list_push(r, l, m);
@@ -262,7 +262,7 @@ static int list_dups(struct store_read *r, MDB_cursor *cur, enum store__db db, c
         mrc = mdb_cursor_count(cur, &count);
     int rc = mrc == 0 ? list_reserve(r, l, count) : 0;
     while (mrc == 0 && rc == 0) {
-        ProtobufCMessage *m;
+        ProtobufCMessage *m = NULL;
         rc = get_indexed(r, STORE_KIND_TASK, db, ikey, &id, &m);
         if (rc == 0)
             rc = list_push(r, l, m);

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# run-all.sh - builds swarmc in Release and runs every benchmark; the
+# results (markdown) go to stdout and to $OUT.
+#
+#   1. scheduler_bench          sched_run alone, in memory (1,000 nodes,
+#                               100,000 pending tasks)
+#   2. scheduler_store_bench    the same through LMDB: read, sched_run,
+#                               write back (1,000 per transaction, then as
+#                               one entry)
+#   3. store_bench              the store's create/list/update rates
+#   4. convergence.sh           create/rm of 50 replicas vs the runc floor
+#                               and Docker Swarm (same run when docker.io is
+#                               installed: DOCKER=auto|0|1)
+#   5. memory.sh                daemon and shim memory, idle and 100 tasks
+#
+# Usage (root): bench/run-all.sh
+#   env: BUILD_DIR (default <top>/build-bench), OUT (default
+#        $BUILD_DIR/bench-results.md), SKIP_BUILD=1, ONLY="sched conv mem"
+#        and everything convergence.sh / memory.sh take (REPS, DOCKER...).
+# Prints numbers; asserts nothing. See docs/benchmarks.md.
+set -u -o pipefail
+export LC_ALL=C
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$TOP/build-bench}
+OUT=${OUT:-$BUILD_DIR/bench-results.md}
+export DOCKER_RAW_OUT=${DOCKER_RAW_OUT:-$BUILD_DIR/docker-swarm-raw.md}
+ONLY=${ONLY:-"sched conv mem"}
+export SWARMC=${SWARMC:-$BUILD_DIR/cli/swarmc}
+
+[ "$(id -u)" = 0 ] || {
+    echo "run-all.sh: must run as root" >&2
+    exit 1
+}
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    mkdir -p "$BUILD_DIR"
+    BUILD_DIR=$BUILD_DIR BUILD_TYPE=Release "$TOP/deploy/build.sh" >"$BUILD_DIR/run-all-build.log" 2>&1 || {
+        tail -n 30 "$BUILD_DIR/run-all-build.log" >&2
+        echo "run-all.sh: build failed (log: $BUILD_DIR/run-all-build.log)" >&2
+        exit 1
+    }
+fi
+mkdir -p "$(dirname "$OUT")"
+
+wanted() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+code() {
+    echo '```'
+    "$@" 2>&1
+    echo '```'
+}
+
+{
+    echo "# swarmc benchmarks, $(date -u +%FT%TZ)"
+    echo
+    echo '```'
+    echo "machine: $(nproc) CPUs ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/{print $2" kB"}' /proc/meminfo)"
+    echo "kernel:  $(uname -r); cgroup fs: $(stat -fc %T /sys/fs/cgroup)"
+    echo "os:      $(. /etc/os-release && echo "$PRETTY_NAME")"
+    echo "runc:    $(runc --version 2>/dev/null | tr '\n' ' ')"
+    echo "swarmc:  $SWARMC ($(grep -E '^CMAKE_BUILD_TYPE' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null | cut -d= -f2))"
+    echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) at start"
+    echo '```'
+    if wanted sched; then
+        echo
+        echo "## Scheduler"
+        echo
+        echo "sched_run alone (bench/scheduler_bench.c), 3 runs:"
+        code sh -c "for i in 1 2 3; do '$BUILD_DIR/bench/scheduler_bench'; done"
+        echo
+        echo "Through the store (bench/scheduler_store_bench.c), 1,000 assignments per transaction, 3 runs:"
+        code sh -c "for i in 1 2 3; do '$BUILD_DIR/bench/scheduler_store_bench' 1000 100000 100 1000; echo; done"
+        echo
+        echo "Through the store, every assignment in ONE entry (what a reconcile pass proposes):"
+        code "$BUILD_DIR/bench/scheduler_store_bench" 1000 100000 100 0
+        echo
+        echo "Store rates (bench/store_bench.c):"
+        code "$BUILD_DIR/bench/store_bench"
+    fi
+    if wanted conv; then
+        "$TOP/bench/convergence.sh"
+    fi
+    if wanted mem; then
+        "$TOP/bench/memory.sh"
+    fi
+    echo
+    echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee "$OUT"
+echo "results written to $OUT" >&2
