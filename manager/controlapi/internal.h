@@ -72,7 +72,9 @@ void controlapi__update_node(struct controlapi *api, const Swarmc__UpdateNodeReq
 void controlapi__info(struct controlapi *api, controlapi_reply_cb cb, void *arg);
 
 /* A Docker-style random name ("eager_turing") for a service created
- * without --name. Returns a swm_malloc'd string or NULL. */
-char *controlapi__random_name(void);
+ * without --name, not used by any service in s (a rare race with another
+ * create still fails cleanly at apply). Returns a swm_malloc'd string or
+ * NULL. */
+char *controlapi__random_name(struct store *s);
 
 #endif

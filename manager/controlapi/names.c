@@ -16,12 +16,34 @@ static const char *const scientists[] = {
     "shannon",    "thompson", "turing", "volhard",  "wozniak", "yalow",   "zuse",    "lamport",
 };
 
-char *controlapi__random_name(void)
+static char *pick_name(unsigned attempt)
 {
-    unsigned char pick[2] = {0, 0};
+    unsigned char pick[3] = {0, 0, 0};
     if (getrandom(pick, sizeof(pick), 0) != (ssize_t)sizeof(pick))
         return NULL;
     const size_t na = sizeof(adjectives) / sizeof(adjectives[0]);
     const size_t ns = sizeof(scientists) / sizeof(scientists[0]);
-    return swm_asprintf("%s_%s", adjectives[pick[0] % na], scientists[pick[1] % ns]);
+    const char *adj = adjectives[pick[0] % na], *who = scientists[pick[1] % ns];
+    /* Like Docker's generator: after a few collisions, add a number. */
+    if (attempt < 4)
+        return swm_asprintf("%s_%s", adj, who);
+    return swm_asprintf("%s_%s%u", adj, who, pick[2] % (attempt * 25u));
+}
+
+char *controlapi__random_name(struct store *s)
+{
+    struct store_read *r = NULL;
+    if (store_read_begin(s, &r, NULL) < 0)
+        return NULL;
+    char *name = NULL;
+    for (unsigned attempt = 0; attempt < 16; attempt++) {
+        swm_free(name);
+        name = pick_name(attempt);
+        Swarmc__Service *taken = NULL;
+        if (name == NULL || store_get_service_by_name(r, name, &taken) != 0)
+            break;
+        proto_free(taken);
+    }
+    store_read_end(r);
+    return name;
 }

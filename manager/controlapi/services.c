@@ -80,7 +80,7 @@ void controlapi__create_service(struct controlapi *api, const Swarmc__CreateServ
     }
     if (rc == 0 && (spec->annotations->name == NULL || spec->annotations->name[0] == '\0')) {
         swm_free(spec->annotations->name);
-        spec->annotations->name = controlapi__random_name();
+        spec->annotations->name = controlapi__random_name(api->store);
         if (spec->annotations->name == NULL)
             rc = -ENOMEM;
     }

@@ -96,6 +96,18 @@ static void test_create_without_name_gets_a_docker_style_name(void **state)
     proto_free(svc);
 }
 
+/* 576 adjective_scientist pairs collide quickly: names taken are skipped
+ * (and numbered, as Docker does, after a few tries). */
+static void test_many_unnamed_services_get_distinct_names(void **state)
+{
+    struct afx *f = *state;
+    for (int i = 0; i < 60; i++) {
+        Swarmc__Service *svc = afx_create_ok(f, NULL, "nginx:1", 1);
+        proto_free(svc);
+    }
+    assert_int_equal(afx_n_services(f), 60);
+}
+
 static void test_create_with_taken_name_fails(void **state)
 {
     struct afx *f = *state;
@@ -398,6 +410,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_create_with_name_stores_the_service, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_without_name_gets_a_docker_style_name, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_many_unnamed_services_get_distinct_names, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_create_with_taken_name_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_by_id_name_and_prefix, setup, teardown),
