@@ -310,9 +310,10 @@ struct raft_ready {
     /* Messages that depend on nothing unpersisted: send right away. */
     struct raft_message *messages;
     size_t n_messages;
-    /* Votes and acknowledgements (vote, pre-vote, append, heartbeat
-     * responses): thesis §3.8 requires term, vote and entries to be durable
-     * before they are sent. */
+    /* Vote, pre-vote and append responses: thesis §3.8 requires term, vote
+     * and entries to be durable before they are sent. (Heartbeat and
+     * snapshot-chunk responses report nothing a crash could contradict and
+     * go in `messages`.) */
     struct raft_message *messages_after_persist;
     size_t n_messages_after_persist;
 
