@@ -216,3 +216,21 @@ void fixture_raw_put(const char *dir, const char *db, const void *key, size_t ke
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
 }
+
+int fixture_store_setup(void **state)
+{
+    struct store_fx *fx = calloc(1, sizeof(*fx));
+    fx->dir = fixture_tmpdir();
+    fx->s = fixture_open(fx->dir);
+    *state = fx;
+    return 0;
+}
+
+int fixture_store_teardown(void **state)
+{
+    struct store_fx *fx = *state;
+    store_close(fx->s);
+    fixture_rmdir(fx->dir);
+    free(fx);
+    return 0;
+}

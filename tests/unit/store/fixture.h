@@ -48,4 +48,13 @@ const char *fixture_task_ids(Swarmc__Task **tasks, size_t n);
 void fixture_raw_put(const char *dir, const char *db, const void *key, size_t key_len,
                      const void *val, size_t val_len, int dupsort);
 
+/* A fresh store in a temp dir, for cmocka setup/teardown: *state becomes
+ * a struct store_fx, which teardown closes and removes. */
+struct store_fx {
+    char *dir;
+    struct store *s;
+};
+int fixture_store_setup(void **state);
+int fixture_store_teardown(void **state);
+
 #endif

@@ -19,29 +19,6 @@
 #define RUNNING SWARMC__TASK_STATE__TASK_STATE_RUNNING
 #define SHUTDOWN SWARMC__TASK_STATE__TASK_STATE_SHUTDOWN
 
-struct fx {
-    char *dir;
-    struct store *s;
-};
-
-static int setup(void **state)
-{
-    struct fx *fx = calloc(1, sizeof(*fx));
-    fx->dir = fixture_tmpdir();
-    fx->s = fixture_open(fx->dir);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *fx = *state;
-    store_close(fx->s);
-    fixture_rmdir(fx->dir);
-    free(fx);
-    return 0;
-}
-
 static struct store_read *begin(struct store *s)
 {
     struct store_read *r;
@@ -79,7 +56,7 @@ static Swarmc__Task *get_task(struct store *s, const char *id)
 
 static void create_sets_version_and_keeps_timestamps(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     Swarmc__StoreEntry *e = fixture_entry();
     fixture_add(e, CREATE, fixture_node("n1", 0));
     fixture_add(e, CREATE, fixture_service("s1", "web", 0));
@@ -109,7 +86,7 @@ static void create_sets_version_and_keeps_timestamps(void **state)
 
 static void create_of_existing_id_fails(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     assert_int_equal(fixture_apply1(fx->s, fixture_entry1(CREATE, fixture_node("n1", 0))), 0);
     struct store_apply_result res;
     Swarmc__StoreEntry *e = fixture_entry1(CREATE, fixture_node("n1", 0));
@@ -125,7 +102,7 @@ static void create_of_existing_id_fails(void **state)
 
 static void malformed_actions_fail_the_entry(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     Swarmc__StoreEntry *e = fixture_entry1(CREATE, fixture_node("", 0));
     assert_int_equal(fixture_apply1(fx->s, e), SWM_EINVAL_SPEC);
 
@@ -155,7 +132,7 @@ static void malformed_actions_fail_the_entry(void **state)
 
 static void indexes_follow_task_changes(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     Swarmc__StoreEntry *e = fixture_entry();
     fixture_add(e, CREATE, fixture_task("t1", "A", "N1", RUNNING, 0));
     fixture_add(e, CREATE, fixture_task("t2", "A", "N2", RUNNING, 0));
@@ -193,7 +170,7 @@ static void indexes_follow_task_changes(void **state)
 
 static void service_name_index_and_conflicts(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct store_read *r;
     Swarmc__Service *svc;
     assert_int_equal(fixture_apply1(fx->s, fixture_entry1(CREATE, fixture_service("s1", "web", 0))),
@@ -246,7 +223,7 @@ static void service_name_index_and_conflicts(void **state)
 
 static void stale_version_changes_nothing(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     assert_int_equal(
         fixture_apply1(fx->s, fixture_entry1(CREATE, fixture_task("t1", "A", "N1", RUNNING, 0))),
         0);
@@ -288,7 +265,7 @@ static void stale_version_changes_nothing(void **state)
 
 static void failed_entry_leaves_neighbours_alone(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     Swarmc__StoreEntry *e[3];
     e[0] = fixture_entry1(CREATE, fixture_task("t1", "A", "N1", RUNNING, 0));
     /* Entry 2 creates t2, then fails: t2 must not exist afterwards. */
@@ -319,7 +296,7 @@ static void failed_entry_leaves_neighbours_alone(void **state)
 
 static void bad_arguments_apply_nothing(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     assert_int_equal(fixture_apply1(fx->s, fixture_entry1(CREATE, fixture_node("n1", 0))), 0);
     Swarmc__StoreEntry *e = fixture_entry1(CREATE, fixture_node("n2", 0));
     struct store_apply_result res;
@@ -347,7 +324,7 @@ static void watch_nothing(void *arg, const struct store_event *events, size_t n)
  * nothing applied, and nothing may leak (ASan checks at exit). */
 static void allocation_failures_apply_nothing(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     size_t seen = 0;
     assert_int_equal(store_watch(fx->s, watch_nothing, &seen), 0); /* events allocate */
     assert_int_equal(
@@ -388,15 +365,24 @@ static void allocation_failures_apply_nothing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(create_sets_version_and_keeps_timestamps, setup, teardown),
-        cmocka_unit_test_setup_teardown(create_of_existing_id_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(malformed_actions_fail_the_entry, setup, teardown),
-        cmocka_unit_test_setup_teardown(indexes_follow_task_changes, setup, teardown),
-        cmocka_unit_test_setup_teardown(service_name_index_and_conflicts, setup, teardown),
-        cmocka_unit_test_setup_teardown(stale_version_changes_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(failed_entry_leaves_neighbours_alone, setup, teardown),
-        cmocka_unit_test_setup_teardown(bad_arguments_apply_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(allocation_failures_apply_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(create_sets_version_and_keeps_timestamps,
+                                        fixture_store_setup, fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(create_of_existing_id_fails, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(malformed_actions_fail_the_entry, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(indexes_follow_task_changes, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(service_name_index_and_conflicts, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(stale_version_changes_nothing, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(failed_entry_leaves_neighbours_alone, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(bad_arguments_apply_nothing, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(allocation_failures_apply_nothing, fixture_store_setup,
+                                        fixture_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

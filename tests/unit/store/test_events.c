@@ -18,11 +18,6 @@
 #define REMOVE SWARMC__STORE_ACTION__KIND__STORE_ACTION_REMOVE
 #define RUNNING SWARMC__TASK_STATE__TASK_STATE_RUNNING
 
-struct fx {
-    char *dir;
-    struct store *s;
-};
-
 /* What a watcher saw: one line per event, "|" between calls. */
 struct seen {
     struct store *s;
@@ -30,24 +25,6 @@ struct seen {
     int calls;
     int unwatch_after; /* unregister itself after this many calls; 0 = never */
 };
-
-static int setup(void **state)
-{
-    struct fx *fx = calloc(1, sizeof(*fx));
-    fx->dir = fixture_tmpdir();
-    fx->s = fixture_open(fx->dir);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *fx = *state;
-    store_close(fx->s);
-    fixture_rmdir(fx->dir);
-    free(fx);
-    return 0;
-}
 
 static void describe(const struct store_event *ev, char *buf, size_t size)
 {
@@ -82,7 +59,7 @@ static void record(void *arg, const struct store_event *events, size_t n)
 
 static void events_arrive_in_commit_order(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct seen seen = {.s = fx->s};
     assert_int_equal(store_watch(fx->s, record, &seen), 0);
 
@@ -119,7 +96,7 @@ static void events_arrive_in_commit_order(void **state)
 
 static void watcher_may_unregister_itself(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct seen a = {.s = fx->s, .unwatch_after = 1}, b = {.s = fx->s};
     assert_int_equal(store_watch(fx->s, record, &a), 0);
     assert_int_equal(store_watch(fx->s, record, &b), 0);
@@ -135,7 +112,7 @@ static void watcher_may_unregister_itself(void **state)
 
 static void undelivered_events_are_freed_on_close(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct seen seen = {.s = fx->s};
     assert_int_equal(store_watch(fx->s, record, &seen), 0);
     assert_int_equal(
@@ -147,9 +124,12 @@ static void undelivered_events_are_freed_on_close(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(events_arrive_in_commit_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(watcher_may_unregister_itself, setup, teardown),
-        cmocka_unit_test_setup_teardown(undelivered_events_are_freed_on_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(events_arrive_in_commit_order, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(watcher_may_unregister_itself, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(undelivered_events_are_freed_on_close, fixture_store_setup,
+                                        fixture_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,30 +24,7 @@
 #define UPDATE SWARMC__STORE_ACTION__KIND__STORE_ACTION_UPDATE
 #define RUNNING SWARMC__TASK_STATE__TASK_STATE_RUNNING
 
-struct fx {
-    char *dir;
-    struct store *s;
-};
-
-static int setup(void **state)
-{
-    struct fx *fx = calloc(1, sizeof(*fx));
-    fx->dir = fixture_tmpdir();
-    fx->s = fixture_open(fx->dir);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *fx = *state;
-    store_close(fx->s);
-    fixture_rmdir(fx->dir);
-    free(fx);
-    return 0;
-}
-
-static void reopen(struct fx *fx)
+static void reopen(struct store_fx *fx)
 {
     store_close(fx->s);
     fx->s = fixture_open(fx->dir);
@@ -204,7 +181,7 @@ static MDB_val index_key(uint8_t kb[8], uint64_t index)
 }
 
 /* Rewrites entry index's value through edit (which may change its size). */
-static void raw_edit(struct fx *fx, uint64_t index, void (*edit)(uint8_t *v, size_t *len))
+static void raw_edit(struct store_fx *fx, uint64_t index, void (*edit)(uint8_t *v, size_t *len))
 {
     store_close(fx->s);
     fx->s = NULL;
@@ -223,7 +200,7 @@ static void raw_edit(struct fx *fx, uint64_t index, void (*edit)(uint8_t *v, siz
     fx->s = fixture_open(fx->dir);
 }
 
-static void raw_delete(struct fx *fx, uint64_t index)
+static void raw_delete(struct store_fx *fx, uint64_t index)
 {
     store_close(fx->s);
     fx->s = NULL;
@@ -260,7 +237,7 @@ static void checksum_for_index_4(uint8_t *v, size_t *len)
 
 static void new_store_loads_empty(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct raft_init_state in = load_ok(fx->s);
     assert_true(in.hard_state.term == 0 && in.hard_state.vote == 0 && in.hard_state.commit == 0);
     assert_true(in.snapshot.index == 0);
@@ -273,7 +250,7 @@ static void new_store_loads_empty(void **state)
 
 static void round_trip(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct raft_entry es[4];
     es[0] = mk(1, 1, NULL); /* the leader's no-op */
     es[1] = mk(2, 1, fixture_entry1(CREATE, fixture_node("a", 0)));
@@ -311,7 +288,7 @@ static void round_trip(void **state)
  * them out twice) applies each exactly once. */
 static void crash_between_append_and_apply(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct raft_entry es[3];
     es[0] = mk(1, 1, fixture_entry1(CREATE, fixture_node("a", 0)));
     es[1] = mk(2, 1, fixture_entry1(UPDATE, fixture_node("a", 1)));
@@ -352,7 +329,7 @@ static void crash_between_append_and_apply(void **state)
  * entries advance the applied index without touching objects. */
 static void committed_outcomes(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct raft_entry es[4];
     es[0] = mk(1, 1, NULL);
     es[1] = mk(2, 1, fixture_entry1(CREATE, fixture_node("a", 0)));
@@ -384,7 +361,7 @@ static void committed_outcomes(void **state)
 
 static void corrupted_entry_is_refused(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct raft_entry es[6];
     mk_nodes(es, 1, 6, 1);
     append(fx->s, es, 6, 1, 0);
@@ -399,7 +376,7 @@ static void corrupted_entry_is_refused(void **state)
 
 static void torn_entry_is_refused(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct raft_entry es[6];
     mk_nodes(es, 1, 6, 1);
     append(fx->s, es, 6, 1, 0);
@@ -410,7 +387,7 @@ static void torn_entry_is_refused(void **state)
 
 static void entry_under_another_key_is_refused(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct raft_entry es[6];
     mk_nodes(es, 1, 6, 1);
     append(fx->s, es, 6, 1, 0);
@@ -429,7 +406,7 @@ static void lower_term_5(uint8_t *v, size_t *len)
 
 static void term_decrease_is_refused(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct raft_entry es[6];
     mk_nodes(es, 1, 3, 1);
     mk_nodes(es + 3, 4, 3, 2);
@@ -441,7 +418,7 @@ static void term_decrease_is_refused(void **state)
 
 static void gap_is_refused(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct raft_entry es[8];
     mk_nodes(es, 1, 8, 1);
     append(fx->s, es, 8, 1, 0);
@@ -453,7 +430,7 @@ static void gap_is_refused(void **state)
 
 static void lost_head_is_refused(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct raft_entry es[4];
     mk_nodes(es, 1, 4, 1);
     append(fx->s, es, 4, 1, 0);
@@ -464,7 +441,7 @@ static void lost_head_is_refused(void **state)
 
 static void lost_tail_is_refused(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct raft_entry es[4];
     mk_nodes(es, 1, 4, 1);
     append(fx->s, es, 4, 1, 0);
@@ -478,14 +455,14 @@ static void lost_tail_is_refused(void **state)
  * raft must not start from it as if it were empty. */
 static void store_without_raft_log_is_refused(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     assert_int_equal(fixture_apply1(fx->s, fixture_entry1(CREATE, fixture_node("a", 0))), 0);
     load_refused(fx->s, "raft log ends at entry 0 but the store has applied entry 1");
 }
 
 static void truncates_conflicting_suffix(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct raft_entry old[5], newer[2], third[1];
     mk_nodes(old, 1, 5, 1);
     append(fx->s, old, 5, 1, 0);
@@ -563,7 +540,7 @@ static void fill(struct store *s, size_t count)
  * window survives, and a restart hands back snapshot + window. */
 static void snapshot_and_compaction(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     fill(fx->s, 20);
 
     struct swm_buf data = {0};
@@ -610,7 +587,7 @@ static void snapshot_and_compaction(void **state)
 
 static void compaction_without_snapshot_is_refused(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     fill(fx->s, 10);
     assert_int_equal(store_raft_compact(fx->s, 4, NULL), 0);
     load_refused(fx->s, "raft log entries 1 to 4 are missing");
@@ -618,7 +595,7 @@ static void compaction_without_snapshot_is_refused(void **state)
 
 static void damaged_snapshot_is_refused(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     fill(fx->s, 3);
     struct swm_buf data = {0};
     uint64_t applied;
@@ -638,7 +615,7 @@ static void damaged_snapshot_is_refused(void **state)
  * their versions and indexes), the log restarts after the snapshot. */
 static void snapshot_install(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     /* The leader's store. */
     char *dir2 = fixture_tmpdir();
     struct store *leader = fixture_open(dir2);
@@ -720,7 +697,7 @@ static void watch_count(void *arg, const struct store_event *events, size_t n)
  * then returns -ENOMEM, writes nothing, and leaks nothing (ASan build). */
 static void allocation_failures(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     size_t seen = 0;
     assert_int_equal(store_watch(fx->s, watch_count, &seen), 0); /* events allocate */
     struct raft_entry es[3];
@@ -807,7 +784,7 @@ static void allocation_failures(void **state)
 #define PROPOSALS 300
 
 struct node_run {
-    struct fx *fx;
+    struct store_fx *fx;
     struct raft *r;
     /* What each raft index carries: the proposal number (or -1), and its
      * apply outcome once committed. */
@@ -941,7 +918,7 @@ static void propose(struct node_run *nr, int p)
 
 static void single_node_core(void **state)
 {
-    struct fx *fx = *state;
+    struct store_fx *fx = *state;
     struct node_run *nr = calloc(1, sizeof(*nr));
     nr->fx = fx;
     for (size_t i = 0; i < 4 * PROPOSALS; i++)
@@ -1011,25 +988,43 @@ static void single_node_core(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(new_store_loads_empty, setup, teardown),
-        cmocka_unit_test_setup_teardown(round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(crash_between_append_and_apply, setup, teardown),
-        cmocka_unit_test_setup_teardown(committed_outcomes, setup, teardown),
-        cmocka_unit_test_setup_teardown(corrupted_entry_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(torn_entry_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(entry_under_another_key_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(term_decrease_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(gap_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(lost_head_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(lost_tail_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(store_without_raft_log_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(truncates_conflicting_suffix, setup, teardown),
-        cmocka_unit_test_setup_teardown(snapshot_and_compaction, setup, teardown),
-        cmocka_unit_test_setup_teardown(compaction_without_snapshot_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(damaged_snapshot_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(snapshot_install, setup, teardown),
-        cmocka_unit_test_setup_teardown(allocation_failures, setup, teardown),
-        cmocka_unit_test_setup_teardown(single_node_core, setup, teardown),
+        cmocka_unit_test_setup_teardown(new_store_loads_empty, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(round_trip, fixture_store_setup, fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(crash_between_append_and_apply, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(committed_outcomes, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(corrupted_entry_is_refused, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(torn_entry_is_refused, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(entry_under_another_key_is_refused, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(term_decrease_is_refused, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(gap_is_refused, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(lost_head_is_refused, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(lost_tail_is_refused, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(store_without_raft_log_is_refused, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(truncates_conflicting_suffix, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(snapshot_and_compaction, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(compaction_without_snapshot_is_refused, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(damaged_snapshot_is_refused, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(snapshot_install, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(allocation_failures, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(single_node_core, fixture_store_setup,
+                                        fixture_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
