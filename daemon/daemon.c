@@ -5,10 +5,12 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "daemon/internal.h"
+#include "store/raftlog.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -77,8 +79,8 @@ static void shutdown_components(struct node_daemon *nd)
     daemon__link_close(nd->link);
     nd->link = NULL;
     /* The log first: pending proposals fail while their owners still live. */
-    store_log_close(nd->log);
-    nd->log = NULL;
+    raft_node_close(nd->raft);
+    nd->raft = NULL;
     manager_close(nd->manager);
     nd->manager = NULL;
     dispatcher_close(nd->dispatcher);
@@ -113,23 +115,49 @@ void daemon__stop(struct node_daemon *nd, int leave)
     shutdown_components(nd);
 }
 
+/* This node's raft member id, derived from its node id so that it needs no
+ * state of its own and changes when a node leaves and joins again (raft
+ * ids are never reused). */
+static uint64_t raft_id_of(const char *node_id)
+{
+    unsigned char h[8];
+    crypto_generichash(h, sizeof(h), (const unsigned char *)node_id, strlen(node_id), NULL, 0);
+    uint64_t id = 0;
+    for (size_t i = 0; i < sizeof(h); i++)
+        id = id << 8 | h[i];
+    return id != 0 ? id : 1;
+}
+
+static void on_leadership(void *arg, bool leader, uint64_t leader_id);
+
+/* A one-manager cluster: this node is the only voter. Stores of earlier
+ * builds, written without raft, are converted on the first start. */
+static int open_raft(struct node_daemon *nd, struct swm_err *err)
+{
+    struct raft_server self = {.id = raft_id_of(nd->node_id), .role = RAFT_VOTER};
+    struct raft_configuration conf = {.servers = &self, .n_servers = 1};
+    struct raft_node_options ro = {
+        .id = self.id, .bootstrap = &conf, .on_leadership = on_leadership, .on_leadership_arg = nd};
+    return raft_node_open(&nd->loop, nd->store, &ro, NULL, &nd->raft, err);
+}
+
+/* The control plane and the agent start once the raft node has replayed
+ * the log and leads: the store then holds everything committed, so the
+ * dispatcher knows this node before its agent registers. */
 static int open_components(struct node_daemon *nd, struct swm_err *err)
 {
     const struct daemon_opts *o = nd->opts;
     char path[PATH_MAX], host[256] = "localhost";
     gethostname(host, sizeof(host) - 1);
-    path_in(path, sizeof(path), data_dir(o), "state");
-    int rc = store_open(path, &nd->store, err);
-    if (rc == 0)
-        rc = store_log_open(&nd->loop, nd->store, &nd->log, err);
-    if (rc == 0 &&
-        (rc = controlapi_open(nd->store, nd->log, nd->node_id, data_dir(o), &nd->controlapi)) < 0)
+    struct store_log *log = raft_node_log(nd->raft);
+    int rc = controlapi_open(nd->store, log, nd->node_id, data_dir(o), &nd->controlapi);
+    if (rc < 0)
         swm_err_set(err, rc, "control API: %s", swm_strerror(rc));
-    if (rc == 0 && (rc = dispatcher_open(&nd->loop, nd->store, nd->log,
+    if (rc == 0 && (rc = dispatcher_open(&nd->loop, nd->store, log,
                                          manager_heartbeat_period(nd->store), &nd->dispatcher)) < 0)
         swm_err_set(err, rc, "dispatcher: %s", swm_strerror(rc));
     if (rc == 0)
-        rc = manager_open(&nd->loop, nd->store, nd->log, &nd->manager, err);
+        rc = manager_open(&nd->loop, nd->store, log, &nd->manager, err);
     if (rc == 0)
         rc = store_watch(nd->store, dispatcher_on_store_events, nd->dispatcher);
     struct agent_opts ao = {.loop = &nd->loop,
@@ -145,6 +173,31 @@ static int open_components(struct node_daemon *nd, struct swm_err *err)
     path_in(path, sizeof(path), run_dir(o), "swarmc.sock");
     if (rc == 0)
         rc = daemon__api_open(nd, path, &nd->api, err);
+    return rc;
+}
+
+static void on_leadership(void *arg, bool leader, uint64_t leader_id)
+{
+    struct node_daemon *nd = arg;
+    if (!leader || nd->started || nd->stopping)
+        return;
+    nd->started = 1;
+    int rc = open_components(nd, &nd->start_err);
+    if (rc < 0) {
+        swm_log_error("daemon: cannot start: %s", nd->start_err.msg);
+        daemon__stop(nd, 0);
+        return;
+    }
+    swm_log_info("daemon: started node=%s data_dir=%s", nd->node_id, data_dir(nd->opts));
+}
+
+static int open_state(struct node_daemon *nd, struct swm_err *err)
+{
+    char path[PATH_MAX];
+    path_in(path, sizeof(path), data_dir(nd->opts), "state");
+    int rc = store_open(path, &nd->store, err);
+    if (rc == 0)
+        rc = open_raft(nd, err);
     return rc;
 }
 
@@ -180,10 +233,11 @@ static int run_daemon(const struct daemon_opts *o, struct swm_err *err)
     uv_signal_start(&nd.sigterm, on_signal, SIGTERM);
     uv_signal_start(&nd.sigint, on_signal, SIGINT);
     signal(SIGPIPE, SIG_IGN);
-    rc = open_components(&nd, err);
+    rc = open_state(&nd, err);
     if (rc == 0) {
-        swm_log_info("daemon: started node=%s data_dir=%s", nd.node_id, data_dir(o));
         uv_run(&nd.loop, UV_RUN_DEFAULT);
+        if ((rc = nd.start_err.code) < 0)
+            *err = nd.start_err;
     } else {
         swm_log_error("daemon: cannot start: %s", err->msg);
         shutdown_components(&nd);
@@ -268,6 +322,8 @@ static int bootstrap_entry(const struct daemon_opts *o, const char *node_id, con
     nstatus.state = SWARMC__NODE_STATE__NODE_STATE_UNKNOWN;
     nstatus.addr = (char *)(o->advertise_addr != NULL ? o->advertise_addr : "127.0.0.1");
     mstatus.has_leader = mstatus.leader = 1;
+    mstatus.has_raft_id = 1;
+    mstatus.raft_id = raft_id_of(node_id);
     mstatus.reachability = "reachable";
     mstatus.addr = (char *)(o->listen_addr != NULL ? o->listen_addr : "0.0.0.0:2377");
     node.id = (char *)node_id;
@@ -295,7 +351,9 @@ static int bootstrap_entry(const struct daemon_opts *o, const char *node_id, con
     return *out == NULL ? -ENOMEM : 0;
 }
 
-/* Creates the node's state: its id and the cluster's first log entry. */
+/* Creates the node's state: its id and the cluster's first raft log
+ * entries (this node as the only voter, then the bootstrap entry), which
+ * the daemon applies when it starts. */
 static int create_state(const struct daemon_opts *o, char node_id[SWM_ID_LEN + 1],
                         struct swm_err *err)
 {
@@ -313,7 +371,8 @@ static int create_state(const struct daemon_opts *o, char node_id[SWM_ID_LEN + 1
         return swm_err_set(err, -EIO, "no randomness for ids");
     struct store *s = NULL;
     Swarmc__StoreEntry *entry = NULL;
-    struct store_apply_result result = {0};
+    struct raft_server self = {.id = raft_id_of(node_id), .role = RAFT_VOTER};
+    struct raft_configuration conf = {.servers = &self, .n_servers = 1};
     path_in(path, sizeof(path), dir, "state");
     rc = store_open(path, &s, err);
     if (rc == 0 && store_applied_index(s) != 0)
@@ -321,9 +380,7 @@ static int create_state(const struct daemon_opts *o, char node_id[SWM_ID_LEN + 1
     if (rc == 0 && (rc = bootstrap_entry(o, node_id, cluster_id, &entry)) < 0)
         swm_err_set(err, rc, "out of memory");
     if (rc == 0)
-        rc = store_apply_entries(s, 1, &entry, 1, &result, err);
-    if (rc == 0 && result.err.code != 0)
-        rc = swm_err_set(err, result.err.code, "bootstrap: %s", result.err.msg);
+        rc = store_raft_bootstrap(s, &conf, entry, err);
     proto_free(entry);
     store_close(s);
     path_in(path, sizeof(path), dir, "node_id");

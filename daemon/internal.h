@@ -10,7 +10,7 @@
 #include "manager/controlapi/controlapi.h"
 #include "manager/dispatcher/dispatcher.h"
 #include "manager/manager.h"
-#include "store/log.h"
+#include "manager/raft/node.h"
 #include "store/store.h"
 
 struct api_server;
@@ -21,7 +21,7 @@ struct node_daemon {
     const struct daemon_opts *opts;
     char node_id[SWM_ID_LEN + 1];
     struct store *store;
-    struct store_log *log;
+    struct raft_node *raft;
     struct controlapi *controlapi;
     struct dispatcher *dispatcher;
     struct manager *manager;
@@ -31,6 +31,8 @@ struct node_daemon {
     uv_signal_t sigterm, sigint;
     int leaving; /* `leave` in progress: wipe state once stopped */
     int stopping;
+    int started;              /* components opened (at the first leadership) */
+    struct swm_err start_err; /* why they failed to open, code 0 if they did not */
 };
 
 /* The control socket server: <run-dir>/swarmc.sock. */

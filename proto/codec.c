@@ -3,6 +3,7 @@
 #include "common/alloc.h"
 
 #include <errno.h>
+#include <stdbool.h>
 
 static void *pb_alloc(void *data, size_t size)
 {
@@ -30,11 +31,31 @@ int proto_pack(const ProtobufCMessage *msg, struct swm_buf *out)
     return 0;
 }
 
+/* protobuf-c returns NULL both for bad input and for a failed allocation;
+ * this allocator (the same seam as proto_allocator, so proto_free frees
+ * what it made) records which. */
+static void *unpack_alloc(void *oom, size_t size)
+{
+    void *p = swm_malloc(size);
+    if (p == NULL)
+        *(bool *)oom = true;
+    return p;
+}
+
+static void unpack_free(void *oom, void *p)
+{
+    swm_free(p);
+}
+
 ProtobufCMessage *proto_unpack(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
                                struct swm_err *err)
 {
-    ProtobufCMessage *msg = protobuf_c_message_unpack(desc, &proto_allocator, len, data);
-    if (msg == NULL)
+    bool oom = false;
+    ProtobufCAllocator a = {.alloc = unpack_alloc, .free = unpack_free, .allocator_data = &oom};
+    ProtobufCMessage *msg = protobuf_c_message_unpack(desc, &a, len, data);
+    if (msg == NULL && oom)
+        swm_err_set(err, -ENOMEM, "decoding a %s message: out of memory", desc->short_name);
+    else if (msg == NULL)
         swm_err_set(err, SWM_EPROTO, "malformed %s message (%zu bytes)", desc->short_name, len);
     return msg;
 }

@@ -20,7 +20,8 @@ extern ProtobufCAllocator proto_allocator;
 int proto_pack(const ProtobufCMessage *msg, struct swm_buf *out);
 
 /* Decodes len bytes as a message of type desc. Returns the message (free it
- * with proto_free) or NULL with err set to SWM_EPROTO naming the type. */
+ * with proto_free) or NULL with err set to SWM_EPROTO naming the type, or to
+ * -ENOMEM when an allocation failed. */
 ProtobufCMessage *proto_unpack(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
                                struct swm_err *err);
 

@@ -436,27 +436,6 @@ int store__restore_object(struct store *s, MDB_txn *txn, enum store_object_kind 
     return put_object(&c, kind, obj, &meta, SWARMC__STORE_ACTION__KIND__STORE_ACTION_CREATE);
 }
 
-/* Writes the entries themselves to the log table: key = index (u64 BE),
- * value = CRC-32C of the packed entry (u32 BE), then the packed entry. */
-static int append_log(struct store *s, MDB_txn *txn, uint64_t first,
-                      Swarmc__StoreEntry *const *entries, size_t n, struct swm_err *err)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint8_t kb[8];
-        store__put_be64(kb, first + i);
-        size_t len = protobuf_c_message_get_packed_size(&entries[i]->base);
-        MDB_val key = {.mv_size = sizeof(kb), .mv_data = kb};
-        MDB_val val = {.mv_size = 4 + len};
-        int rc = mdb_put(txn, s->dbi[STORE__DB_LOG], &key, &val, MDB_RESERVE);
-        if (rc != 0)
-            return store__mdb_fail(err, rc, "writing table log key %" PRIu64, first + i);
-        uint8_t *p = val.mv_data;
-        protobuf_c_message_pack(&entries[i]->base, p + 4);
-        store__put_be32(p, store__crc32c(0, p + 4, len));
-    }
-    return 0;
-}
-
 static int check_args(struct store *s, uint64_t first, Swarmc__StoreEntry *const *entries, size_t n,
                       const struct store_apply_result *results, struct swm_err *err)
 {
@@ -494,8 +473,8 @@ static int apply_batch(struct apply_ctx *c, MDB_txn *txn, uint64_t first,
     return 0;
 }
 
-int store__apply(struct store *s, uint64_t first, Swarmc__StoreEntry *const *entries, size_t n,
-                 bool append, struct store_apply_result *results, struct swm_err *err)
+int store_apply_entries(struct store *s, uint64_t first, Swarmc__StoreEntry *const *entries,
+                        size_t n, struct store_apply_result *results, struct swm_err *err)
 {
     if (n == 0)
         return 0;
@@ -514,10 +493,7 @@ int store__apply(struct store *s, uint64_t first, Swarmc__StoreEntry *const *ent
         rc = store__mdb_fail(err, rc, "beginning the write transaction");
         goto fail;
     }
-    if (append)
-        rc = append_log(s, txn, first, entries, n, err);
-    if (rc == 0)
-        rc = apply_batch(&c, txn, first, entries, n, results, err);
+    rc = apply_batch(&c, txn, first, entries, n, results, err);
     if (rc == 0)
         rc = store__put_applied_index(s, txn, first + n - 1, err);
     if (rc < 0) {
@@ -540,10 +516,4 @@ int store__apply(struct store *s, uint64_t first, Swarmc__StoreEntry *const *ent
 fail:
     store__event_batch_free(c.events);
     return rc;
-}
-
-int store_apply_entries(struct store *s, uint64_t index_first, Swarmc__StoreEntry *const *entries,
-                        size_t n, struct store_apply_result *results, struct swm_err *err)
-{
-    return store__apply(s, index_first, entries, n, false, results, err);
 }

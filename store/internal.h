@@ -23,7 +23,8 @@ enum store__db {
     STORE__DB_TASKS_BY_NODE,          /* node id -> task ids */
     STORE__DB_TASKS_BY_DESIRED_STATE, /* u32 BE state -> task ids */
     STORE__DB_META,                   /* applied index, schema version */
-    STORE__DB_LOG,                    /* u64 BE index -> crc32c BE + packed StoreEntry */
+    STORE__DB_LOG,                    /* the one-member log of earlier builds: emptied by
+                                         store_raft_bootstrap */
     STORE__DB_RAFT_LOG,               /* u64 BE index -> raft entry (store/raftlog.c) */
     STORE__DB_RAFT_STATE,             /* hard state, snapshot meta and data (raftlog.c) */
     STORE__DB_COUNT
@@ -145,12 +146,6 @@ int store__put_applied_index(struct store *s, MDB_txn *txn, uint64_t index, stru
 const char *store__index_key_str(enum store__db db, const MDB_val *key, char *buf, size_t size);
 
 /* --- apply.c ----------------------------------------------------------- */
-
-/* store_apply_entries(), optionally also writing the entries to the log
- * table in the same transaction (the one-member log in log.c). */
-int store__apply(struct store *s, uint64_t index_first, Swarmc__StoreEntry *const *entries,
-                 size_t n, bool append_log, struct store_apply_result *results,
-                 struct swm_err *err);
 
 /* Applies one entry at `index` in a transaction nested in txn, adding its
  * events to events (NULL: nobody watches). result receives the entry's

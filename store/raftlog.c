@@ -728,6 +728,18 @@ static int append_table(struct store *s, MDB_txn *txn, enum store_object_kind ki
     return 0;
 }
 
+/* Serializes every object as of txn (read or write) onto out. */
+static int take_snapshot(struct store *s, MDB_txn *txn, struct swm_buf *out, uint64_t *applied,
+                         struct swm_err *err)
+{
+    int rc = store__get_applied_index(s, txn, applied, err);
+    if (rc == 0 && swm_buf_append(out, SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_LEN) < 0)
+        rc = swm_err_set(err, -ENOMEM, "taking a snapshot: out of memory");
+    for (int kind = STORE_KIND_NODE; kind <= STORE_KIND_CLUSTER && rc == 0; kind++)
+        rc = append_table(s, txn, (enum store_object_kind)kind, out, err);
+    return rc;
+}
+
 int store_raft_snapshot_take(struct store *s, struct swm_buf *out, uint64_t *applied,
                              struct swm_err *err)
 {
@@ -737,11 +749,7 @@ int store_raft_snapshot_take(struct store *s, struct swm_buf *out, uint64_t *app
     if (rc != 0)
         return store__mdb_fail(err, rc, "taking a snapshot: beginning a read transaction");
     uint64_t index = 0;
-    rc = store__get_applied_index(s, txn, &index, err);
-    if (rc == 0 && swm_buf_append(out, SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_LEN) < 0)
-        rc = swm_err_set(err, -ENOMEM, "taking a snapshot: out of memory");
-    for (int kind = STORE_KIND_NODE; kind <= STORE_KIND_CLUSTER && rc == 0; kind++)
-        rc = append_table(s, txn, (enum store_object_kind)kind, out, err);
+    rc = take_snapshot(s, txn, out, &index, err);
     mdb_txn_abort(txn);
     if (rc < 0) {
         out->len = mark;
@@ -777,4 +785,114 @@ int store_raft_snapshot_save(struct store *s, const struct raft_snapshot_meta *m
     if (rc != 0)
         return store__mdb_fail(err, rc, "saving raft snapshot %" PRIu64, meta->index);
     return 0;
+}
+
+/* --- bootstrap ------------------------------------------------------------ */
+
+/* Whether txn holds any raft state: a hard state, a snapshot or entries. */
+static int has_raft_state(struct store *s, MDB_txn *txn, bool *out, struct swm_err *err)
+{
+    struct raft_hard_state hs;
+    uint64_t snap = 0, last = 0;
+    int rc = load_hard_state(s, txn, &hs, err);
+    if (rc == 0)
+        rc = read_snapshot_index(s, txn, &snap, err);
+    if (rc == 0)
+        rc = last_stored_index(s, txn, &last, err);
+    *out = hs.term > 0 || snap > 0 || last > 0;
+    return rc;
+}
+
+/* A store written by the one-member log of earlier builds: its objects
+ * become a snapshot at the applied index, term 1, and its old log table
+ * (which only duplicated the applied entries) is emptied. */
+static int adopt_applied_state(struct store *s, MDB_txn *txn, const struct raft_configuration *conf,
+                               struct swm_err *err)
+{
+    struct swm_buf data = {0};
+    uint64_t applied = 0;
+    int rc = take_snapshot(s, txn, &data, &applied, err);
+    struct raft_snapshot_meta meta = {.index = applied, .term = 1, .conf = *conf};
+    if (rc == 0)
+        rc = put_snapshot(s, txn, &meta, data.data, data.len, err);
+    swm_buf_free(&data);
+    struct raft_hard_state hs = {.term = 1, .commit = applied};
+    if (rc == 0)
+        rc = put_hard_state(s, txn, &hs, err);
+    if (rc == 0 && (rc = mdb_drop(txn, s->dbi[STORE__DB_LOG], 0)) != 0)
+        rc = store__mdb_fail(err, rc, "emptying the old log table");
+    return rc;
+}
+
+/* A new cluster: entry 1 holds the membership, entry 2 the first store
+ * entry, both committed in term 1 like every founding member's. */
+static int write_founding_entries(struct store *s, MDB_txn *txn,
+                                  const struct raft_configuration *conf,
+                                  const Swarmc__StoreEntry *first, struct swm_err *err)
+{
+    struct swm_buf cb = {0}, fb = {0};
+    int rc = raft_configuration_encode(conf, &cb);
+    if (rc == 0 && first != NULL)
+        rc = proto_pack(&first->base, &fb);
+    if (rc < 0) {
+        swm_buf_free(&cb);
+        swm_buf_free(&fb);
+        return swm_err_set(err, rc, "bootstrapping the raft log: %s",
+                           rc == -ENOMEM ? "out of memory" : "invalid membership");
+    }
+    struct raft_entry e[2] = {
+        {.term = 1, .index = 1, .type = RAFT_ENTRY_CONF, .data = cb.data, .len = cb.len},
+        {.term = 1, .index = 2, .type = RAFT_ENTRY_NORMAL, .data = fb.data, .len = fb.len},
+    };
+    size_t n = first != NULL ? 2 : 1;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = put_entry(s, txn, &e[i], err);
+    struct raft_hard_state hs = {.term = 1, .commit = n};
+    if (rc == 0)
+        rc = put_hard_state(s, txn, &hs, err);
+    swm_buf_free(&cb);
+    swm_buf_free(&fb);
+    return rc;
+}
+
+int store_raft_bootstrap(struct store *s, const struct raft_configuration *conf,
+                         const Swarmc__StoreEntry *first, struct swm_err *err)
+{
+    if (conf == NULL || raft_configuration_voters(conf) == 0)
+        return swm_err_set(err, -EINVAL, "bootstrapping the raft log: no voter");
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return store__mdb_fail(err, rc, "bootstrapping the raft log");
+    bool exists = false;
+    uint64_t applied = 0;
+    rc = has_raft_state(s, txn, &exists, err);
+    if (rc == 0)
+        rc = store__get_applied_index(s, txn, &applied, err);
+    if (rc == 0 && exists)
+        rc = swm_err_set(err, SWM_EEXISTS, "the store already holds a raft log");
+    else if (rc == 0 && applied > 0 && first != NULL)
+        rc = swm_err_set(err, -EINVAL, "the store already holds applied entries");
+    else if (rc == 0 && applied > 0)
+        rc = adopt_applied_state(s, txn, conf, err);
+    else if (rc == 0)
+        rc = write_founding_entries(s, txn, conf, first, err);
+    if (rc < 0) {
+        mdb_txn_abort(txn);
+        return swm_err_wrap(err, rc, "bootstrapping the raft log");
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return store__mdb_fail(err, rc, "bootstrapping the raft log");
+    return 0;
+}
+
+int store_raft_exists(struct store *s, bool *out, struct swm_err *err)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return store__mdb_fail(err, rc, "reading the raft state");
+    rc = has_raft_state(s, txn, out, err);
+    mdb_txn_abort(txn);
+    return rc;
 }

@@ -24,10 +24,9 @@
  * length u32 BE, the packed object as stored (meta.version kept). Installing
  * one empties every object table and index and refills them from it.
  *
- * Not wired into the daemon yet: store/log.h's one-member log still writes
- * the `log` table. A store written by the one-member log (applied index > 0,
- * no raft state) is refused by store_raft_load; migrating it is left to the
- * driver that replaces the one-member log.
+ * A store written by the one-member log of earlier builds (applied index >
+ * 0, entries in the old `log` table, no raft state) is refused by
+ * store_raft_load until store_raft_bootstrap converts it.
  *
  * Thread-safety: like store_apply_entries, one writer at a time (any
  * thread); store_raft_load may run beside readers.
@@ -35,6 +34,7 @@
 #ifndef SWM_STORE_RAFTLOG_H
 #define SWM_STORE_RAFTLOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -103,5 +103,23 @@ int store_raft_snapshot_take(struct store *s, struct swm_buf *out, uint64_t *app
  * with err set. Borrowed arguments. */
 int store_raft_snapshot_save(struct store *s, const struct raft_snapshot_meta *meta,
                              const void *data, size_t len, struct swm_err *err);
+
+/* Starts the raft state of a store that has none, in one transaction:
+ * - a new store (nothing applied): entry 1 (term 1) holds conf and, when
+ *   first is not NULL, entry 2 (term 1) the packed `first`; both recorded
+ *   as committed, so the node applies them at start. Every founding member
+ *   of a cluster writes the same entries.
+ * - a store written by the one-member log (applied index > 0; first must
+ *   be NULL): its objects become a snapshot at the applied index (term 1,
+ *   membership conf) and the old log table is emptied.
+ * Returns 0, SWM_EEXISTS (the store already has raft state: nothing
+ * changed), -EINVAL (conf has no voter, or first given for a store that has
+ * applied entries), or a storage error, with err set. */
+int store_raft_bootstrap(struct store *s, const struct raft_configuration *conf,
+                         const Swarmc__StoreEntry *first, struct swm_err *err);
+
+/* Sets *out to whether the store holds raft state (a hard state, a snapshot
+ * or log entries). Returns 0 or a storage error with err set. */
+int store_raft_exists(struct store *s, bool *out, struct swm_err *err);
 
 #endif

@@ -391,30 +391,3 @@ void store_free_list(void *array, size_t n)
         proto_free(items[i]);
     swm_free(items);
 }
-
-/* --- the log ------------------------------------------------------------ */
-
-int store_get_log_entry(struct store_read *r, uint64_t index, Swarmc__StoreEntry **out)
-{
-    swm_err_clear(&r->err);
-    uint8_t kb[8];
-    store__put_be64(kb, index);
-    MDB_val key = {.mv_size = sizeof(kb), .mv_data = kb}, val;
-    int rc = mdb_get(r->txn, r->s->dbi[STORE__DB_LOG], &key, &val);
-    if (rc == MDB_NOTFOUND)
-        return swm_err_set(&r->err, SWM_ENOTFOUND, "log entry %" PRIu64 " not found", index);
-    if (rc != 0)
-        return store__mdb_fail(&r->err, rc, "reading table log key %" PRIu64, index);
-    const uint8_t *p = val.mv_data;
-    if (val.mv_size < 4 || store__get_be32(p) != store__crc32c(0, p + 4, val.mv_size - 4))
-        return swm_err_set(&r->err, SWM_ECORRUPT, "table log key %" PRIu64 ": checksum mismatch",
-                           index);
-    bool oom;
-    ProtobufCMessage *m =
-        store__unpack(&swarmc__store_entry__descriptor, p + 4, val.mv_size - 4, &oom);
-    if (m == NULL)
-        return swm_err_set(&r->err, oom ? -ENOMEM : SWM_ECORRUPT, "table log key %" PRIu64 ": %s",
-                           index, oom ? "out of memory" : "value does not decode as StoreEntry");
-    *out = (Swarmc__StoreEntry *)m;
-    return 0;
-}

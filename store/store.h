@@ -148,11 +148,4 @@ int store_unwatch(struct store *s, store_watch_cb cb, void *arg);
  * frees them. Call it on the loop thread after the apply completed. */
 void store_deliver_events(struct store *s);
 
-/* --- the persisted log (written by store/log.c) ------------------------ */
-
-/* Reads the log entry at index. Returns 0 and the entry (caller frees with
- * proto_free), SWM_ENOTFOUND, -ENOMEM, or SWM_ECORRUPT if its checksum does
- * not match or it does not decode (store_read_err() says which). */
-int store_get_log_entry(struct store_read *r, uint64_t index, Swarmc__StoreEntry **out);
-
 #endif

@@ -6,6 +6,7 @@
 #include "manager/controlapi/internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 int controlapi_open(struct store *s, struct store_log *log, const char *node_id,

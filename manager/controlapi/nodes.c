@@ -5,6 +5,7 @@
 #include "manager/controlapi/validate.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *node_hostname(const Swarmc__Node *node)

@@ -5,6 +5,7 @@
 #include "manager/controlapi/validate.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 static int service_id_has_prefix(const void *obj, const char *prefix)

@@ -219,10 +219,14 @@ int raft_configuration_encode(const struct raft_configuration *c, struct swm_buf
 int raft_configuration_decode(const void *data, size_t len, struct raft_configuration *out,
                               struct swm_err *err)
 {
+    struct swm_err local;
     Swarmc__RaftConfiguration *pb =
-        PROTO_UNPACK(Swarmc__RaftConfiguration, swarmc__raft_configuration, data, len, err);
-    if (pb == NULL)
-        return err != NULL ? err->code : SWM_EPROTO;
+        PROTO_UNPACK(Swarmc__RaftConfiguration, swarmc__raft_configuration, data, len, &local);
+    if (pb == NULL) {
+        if (err != NULL)
+            *err = local;
+        return local.code;
+    }
     int rc = conf_from_pb(pb, out, err);
     proto_free(pb);
     return rc;
@@ -341,10 +345,14 @@ int raft_message_decode(const void *data, size_t len, size_t max_size, struct ra
         max_size = RAFT_MESSAGE_MAX_SIZE;
     if (len > max_size)
         return swm_err_set(err, SWM_EPROTO, "raft message of %zu bytes exceeds %zu", len, max_size);
+    struct swm_err local;
     Swarmc__RaftMessage *pb =
-        PROTO_UNPACK(Swarmc__RaftMessage, swarmc__raft_message, data, len, err);
-    if (pb == NULL)
-        return err != NULL ? err->code : SWM_EPROTO;
+        PROTO_UNPACK(Swarmc__RaftMessage, swarmc__raft_message, data, len, &local);
+    if (pb == NULL) {
+        if (err != NULL)
+            *err = local;
+        return local.code; /* SWM_EPROTO, or -ENOMEM */
+    }
     int rc;
     struct raft_message *m = swm_calloc(1, sizeof(*m));
     if (m == NULL) {

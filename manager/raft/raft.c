@@ -1346,6 +1346,16 @@ int raft_tick(struct raft *r)
     return finish(r, rc);
 }
 
+int raft_campaign(struct raft *r)
+{
+    if (r->state == RAFT_LEADER)
+        return 0;
+    if (!promotable(r))
+        return -EINVAL;
+    r->election_elapsed = 0;
+    return finish(r, campaign(r, r->opt.pre_vote ? CAMPAIGN_PRE : CAMPAIGN_ELECTION));
+}
+
 static int append_local(struct raft *r, const struct raft_entry *src, size_t n, uint64_t *index)
 {
     int rc = raft__log_reserve(&r->log, n);

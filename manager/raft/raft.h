@@ -226,6 +226,13 @@ void raft_free(struct raft *r);
  * tick's messages may then be missing; the next tick retries). */
 int raft_tick(struct raft *r);
 
+/* Starts an election now instead of at the election timeout (with a
+ * pre-vote round first when enabled). The driver calls it when this member
+ * is the only voter, so a one-manager cluster has its leader at once after
+ * a restart. Returns 0 (also when already leader), -EINVAL if this member
+ * is not a voter, -ENOMEM. */
+int raft_campaign(struct raft *r);
+
 /* Handles a message received from a peer (m is borrowed). On -ENOMEM from
  * a message that changed the log the driver should recreate the core from
  * storage (lost messages alone are harmless). Returns 0 (also

@@ -30,7 +30,8 @@ void cfx_setup(struct cfx *f)
 
 void cfx_close_log(struct cfx *f)
 {
-    store_log_close(f->log);
+    raft_node_close(f->raft);
+    f->raft = NULL;
     f->log = NULL;
 }
 
@@ -50,11 +51,27 @@ void cfx_teardown(struct cfx *f)
     memset(f, 0, sizeof(*f));
 }
 
+static bool log_settled(void *arg)
+{
+    struct cfx *f = arg;
+    const struct raft *core = raft_node_core(f->raft);
+    return raft_node_is_leader(f->raft) && store_applied_index(f->s) >= raft_last_index(core);
+}
+
 void cfx_open_log(struct cfx *f)
 {
+    /* One voter: the store's directly applied state becomes its first
+     * snapshot, as for a store written before raft. */
+    struct raft_server self = {.id = 1, .role = RAFT_VOTER};
+    struct raft_configuration conf = {.servers = &self, .n_servers = 1};
+    struct raft_node_options o = {.id = 1, .bootstrap = &conf};
     struct swm_err err = {0};
-    if (store_log_open(&f->loop, f->s, &f->log, &err) != 0)
-        fail_msg("store_log_open: %s", err.msg);
+    if (raft_node_open(&f->loop, f->s, &o, NULL, &f->raft, &err) != 0)
+        fail_msg("raft_node_open: %s", err.msg);
+    f->log = raft_node_log(f->raft);
+    /* Tests count the entries they cause: wait for the leader's no-op. */
+    cfx_run_until(f, log_settled, f, "the raft node to lead");
+    f->base_index = store_applied_index(f->s);
 }
 
 struct written {

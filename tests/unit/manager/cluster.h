@@ -19,6 +19,7 @@
 
 #include "../scheduler/objects.h"
 #include "../store/fixture.h"
+#include "manager/raft/node.h"
 #include "store/log.h"
 #include "store/store.h"
 
@@ -37,7 +38,9 @@ struct cfx {
     char *dir;
     struct store *s;
     uv_loop_t loop;
-    struct store_log *log; /* NULL until cfx_open_log */
+    struct raft_node *raft; /* the log's single-voter raft node, NULL until cfx_open_log */
+    struct store_log *log;  /* raft_node_log(raft) */
+    uint64_t base_index;    /* the applied index once the log was open and settled */
 };
 
 /* A bootstrapped store (cluster CFX_CLUSTER, node CFX_NODE: READY, ACTIVE,

@@ -232,27 +232,6 @@ static void index_naming_a_changed_object_is_corrupt(void **state)
     store_free_list(tasks, n);
 }
 
-static void log_checksum_mismatch_is_corrupt(void **state)
-{
-    struct fx *fx = *state;
-    /* Entries written by store_apply_entries alone are not in the log. */
-    struct store_read *r = begin(fx);
-    Swarmc__StoreEntry *entry;
-    assert_int_equal(store_get_log_entry(r, 1, &entry), SWM_ENOTFOUND);
-    static const unsigned char bad[] = {0, 0, 0, 0, 0x0a, 0x00};
-    unsigned char key[8] = {0, 0, 0, 0, 0, 0, 0, 1};
-    store_read_end(fx->r);
-    fx->r = NULL;
-    store_close(fx->s);
-    fx->s = NULL;
-    fixture_raw_put(fx->dir, "log", key, sizeof(key), bad, sizeof(bad), 0);
-    fixture_raw_put(fx->dir, "log", "short", 5, bad, 2, 0);
-    fx->s = fixture_open(fx->dir);
-    r = begin(fx);
-    assert_int_equal(store_get_log_entry(r, 1, &entry), SWM_ECORRUPT);
-    assert_non_null(strstr(store_read_err(r)->msg, "checksum"));
-}
-
 static void allocation_failures_in_reads(void **state)
 {
     struct fx *fx = *state;
@@ -295,7 +274,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(value_of_another_object_is_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(extra_index_entry_is_refused_on_open, setup, teardown),
         cmocka_unit_test_setup_teardown(index_naming_a_changed_object_is_corrupt, setup, teardown),
-        cmocka_unit_test_setup_teardown(log_checksum_mismatch_is_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(allocation_failures_in_reads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
