@@ -23,7 +23,11 @@
     X(SWM_EINUSE, -5009, "in use")                                                                 \
     X(SWM_ENOTSUP, -5010, "not yet supported")                                                     \
     X(SWM_ESHUTDOWN, -5011, "shutting down")                                                       \
-    X(SWM_EEXEC, -5012, "container runtime failed")
+    X(SWM_EEXEC, -5012, "container runtime failed")                                                \
+    X(SWM_EAUTH, -5013, "authentication failed")                                                   \
+    X(SWM_EREVOKED, -5014, "certificate revoked")                                                  \
+    X(SWM_EEXPIRED, -5015, "certificate expired or not yet valid")                                 \
+    X(SWM_EWRONGCLUSTER, -5016, "peer belongs to another cluster")
 
 enum swm_errno {
 #define SWM_ERR_ENUM(name, value, msg) name = value,
