@@ -19,16 +19,26 @@
  *    as raft.h requires;
  *  - crashes and restarts from the disk, learners added, promoted, voters
  *    removed and leadership transfers, all in the middle of client traffic;
- *  - a key-value state machine ("put k v" / "get k" entries) and clients
- *    that write, read through the log and read through raft_read_index.
+ *  - the real state machine: each node owns a real store (store/, LMDB, in
+ *    a directory under /dev/shm), and committed entries are applied by the
+ *    store's own apply path, store_raft_persist (the core and the FSM in
+ *    one process, issue 3). See "the state machine" below for how the
+ *    clients' registers map onto store objects, how reads read the store
+ *    and what a crash does to it;
+ *  - clients that write, read through the log and read through
+ *    raft_read_index.
  *
  * After every event the simulator checks election safety (one leader per
  * term), log matching (an (index, term) pair always carries the same data
  * after the same previous term: Raft thesis §3.5, by induction the same
  * prefix), leader completeness (§3.6.3), state-machine safety and equal
  * state at equal applied index, and that a member's commit index never goes
- * back. At the end the cluster is healed, must make progress, and the
- * clients' history must be linearizable (lincheck.c).
+ * back. Every entry's outcome (the store's result code) must be the same on
+ * every member, a snapshot must carry exactly the state applied at its
+ * index, and an object read from the store must carry the version and
+ * value of the put that wrote it. At the end the cluster is healed, must
+ * make progress, and the clients' history must be linearizable
+ * (lincheck.c).
  *
  * Every failure prints its seed and the command that replays it
  * (raft_sim --seed S --nodes N --ticks T --trace). --inject plants a known
@@ -36,8 +46,8 @@
  *
  * The unit test fixture in tests/unit/raft is built on cmocka assertions
  * and steps the cluster without time or a disk write in flight, so this
- * simulator has its own driver; what it shares with it is the core and the
- * codec. */
+ * simulator has its own driver; what it shares with it is the core, the
+ * codec and the store. */
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -49,18 +59,26 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "lincheck.h"
 #include "manager/raft/raft.h"
+#include "proto/codec.h"
+#include "store/raftlog.h"
+#include "store/store.h"
 
 #define MAX_NODES 8 /* up to 5 founders and 2 joiners; slot 0 unused */
 #define TICK 10     /* time units per raft tick */
 #define N_KEYS 5
 #define N_CLIENTS 4
 #define CLIENT_TIMEOUT (40 * TICK)
-#define SNAP_PAD 150 /* snapshot filler so InstallSnapshot takes several chunks */
+/* The protobuf field number under which an entry carries its client op (see
+ * entry_pack). The store does not know it and ignores it. */
+#define OP_FIELD 1000
 
 /* --- RNG ----------------------------------------------------------------- */
 
@@ -91,13 +109,6 @@ struct disk_entry {
     size_t len;
 };
 
-/* The key-value state machine. Durable together with its applied index, as
- * store/ applies entries in the transaction that records the index. */
-struct fsm {
-    uint32_t val[N_KEYS];
-    uint64_t applied;
-};
-
 struct pending {
     uint64_t index, term, op;
 };
@@ -115,7 +126,10 @@ struct node {
     size_t snap_len;
     struct disk_entry *log;
     size_t n_log, cap_log;
-    struct fsm fsm;
+    /* The state machine: a real store, durable with its applied index (the
+     * store records it in the transaction that applies the entries). */
+    struct store *store;
+    uint64_t applied; /* store_applied_index(store), checked after each apply */
     /* the write in flight */
     struct raft_ready *rd;
     uint64_t rd_done_at;
@@ -137,8 +151,9 @@ struct msg {
 struct ledger_rec { /* what index i was applied as, by anyone */
     uint64_t term;
     uint64_t data_hash;
-    uint64_t state_hash; /* the state machine after applying i */
+    uint64_t state_hash; /* the store after applying i (0: nobody stopped at i yet) */
     uint64_t op;         /* client op of a put/get entry, else 0 */
+    int result;          /* the store's outcome of the entry */
     uint64_t max_term;   /* the highest term any member had when it was first applied */
 };
 
@@ -172,6 +187,7 @@ struct client {
 };
 
 struct sim {
+    const char *dir; /* the nodes' store directories go under it */
     uint64_t seed;
     uint64_t rng;
     size_t n_founders;
@@ -206,6 +222,11 @@ struct sim {
     bool clients_on;
     /* stats */
     uint64_t n_crash, n_eio, n_torn, n_install, n_elect, n_cc, n_transfer, n_delivered;
+    uint64_t n_rebuild, n_failed_puts;
+    /* scratch space owned here, so that a failure (longjmp) leaks nothing */
+    struct swm_buf scratch;
+    struct store_apply_result *results;
+    size_t cap_results;
 };
 
 static void sim_fail(struct sim *s, const char *fmt, ...)
@@ -364,45 +385,271 @@ static void disk_set_snapshot(struct sim *s, struct node *nd, const struct raft_
     nd->snap_len = len;
 }
 
-/* --- state machine --------------------------------------------------------- */
+/* --- the state machine ---------------------------------------------------- */
 
-static uint64_t fsm_hash(const struct fsm *f)
+/* The clients' registers are objects of the real store. Key k is task
+ * "key<k>" (service "sim", slot k + 1); its value v is the task's node_id
+ * "v<v>", so every write also moves the task in the tasks_by_node index; an
+ * absent task reads as 0.
+ *
+ * A write is proposed as a client of the store makes one: the proposer
+ * reads the task from its own store, then proposes CREATE if it is absent,
+ * else UPDATE at the meta.version it read; a write of 0 (a delete) is a
+ * REMOVE at that version (unchecked, version 0, when absent). The proposer's
+ * store may be behind, so the store may fail the entry (SWM_EEXISTS,
+ * SWM_ESTALE, SWM_ENOTFOUND): deterministically, the same way on every
+ * member, and without effect, so the client is told it failed (LIN_FAIL),
+ * which is what the linearizability model assumes. A read through the log
+ * is an entry without actions. Every entry carries its client op in field
+ * OP_FIELD, which protobuf keeps as an unknown field and the store ignores;
+ * a write also stores it as meta.updated_at, which the store keeps from the
+ * proposal.
+ *
+ * Committed entries are applied by store_raft_persist, handed a ready that
+ * holds only them (the raft log itself stays on the simulated disk). A
+ * ready's committed entries go in one call or, at random, in several; a read
+ * through the log is answered from the store after the call that applied
+ * it, as a driver applying a batch does (still linearizable: what follows
+ * the read in that batch was committed before the answer). The state
+ * compared across members is a hash of the store's snapshot bytes after each
+ * call, so members are compared where calls ended at the same index.
+ * Snapshots are the store's own: store_raft_snapshot_take, and installing
+ * one through store_raft_persist, which replaces every object table.
+ *
+ * A crash keeps the store (its commits are durable with the applied index,
+ * as LMDB's are), or half of the time loses it: the store is then rebuilt
+ * from the node's durable simulated snapshot and the core is told applied =
+ * the snapshot's index, so it hands the committed entries after it out
+ * again; replaying them must reach the same states (the ledger checks). */
+
+static void fsm_path(struct sim *s, const struct node *nd, const char *file, char *buf, size_t size)
 {
-    return fnv(f->val, sizeof(f->val), FNV0);
+    snprintf(buf, size, "%s/n%" PRIu64 "%s%s", s->dir, nd->id, file ? "/" : "", file ? file : "");
 }
 
-static void *fsm_serialize(struct sim *s, const struct fsm *f, size_t *len)
+/* Opens a new store for nd. Its files are unlinked as soon as it is open
+ * (LMDB keeps them open), so that a run that dies leaves nothing in tmpfs. */
+static void fsm_open(struct sim *s, struct node *nd)
 {
-    size_t n = sizeof(*f) + SNAP_PAD;
-    unsigned char *p = xalloc(s, NULL, n);
-    memcpy(p, f, sizeof(*f));
-    for (size_t i = 0; i < SNAP_PAD; i++)
-        p[sizeof(*f) + i] = (unsigned char)(f->applied * 31 + i);
-    *len = n;
-    return p;
+    static const char *const files[] = {"data.mdb", "lock.mdb"};
+    char dir[512], path[512];
+    fsm_path(s, nd, NULL, dir, sizeof(dir));
+    struct swm_err err = {0};
+    int rc = store_open(dir, &nd->store, &err);
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        fsm_path(s, nd, files[i], path, sizeof(path));
+        unlink(path);
+    }
+    rmdir(dir);
+    if (rc != 0)
+        sim_fail(s, "node %" PRIu64 ": %s", nd->id, err.msg);
+    nd->applied = store_applied_index(nd->store);
 }
 
-static void fsm_restore(struct sim *s, struct node *nd, const void *data, size_t len,
-                        uint64_t index)
+static void fsm_close(struct node *nd)
 {
-    struct fsm f;
-    if (len != sizeof(f) + SNAP_PAD)
-        sim_fail(s, "node %" PRIu64 ": snapshot of %zu bytes", nd->id, len);
-    memcpy(&f, data, sizeof(f));
-    const unsigned char *pad = (const unsigned char *)data + sizeof(f);
-    for (size_t i = 0; i < SNAP_PAD; i++)
-        if (pad[i] != (unsigned char)(f.applied * 31 + i))
-            sim_fail(s, "node %" PRIu64 ": snapshot stream misassembled at byte %zu", nd->id,
-                     sizeof(f) + i);
-    if (f.applied != index)
-        sim_fail(s, "node %" PRIu64 ": snapshot at %" PRIu64 " holds state at %" PRIu64, nd->id,
-                 index, f.applied);
-    if (index < s->n_ledger && s->ledger[index].term != 0 &&
-        s->ledger[index].state_hash != fsm_hash(&f))
+    store_close(nd->store);
+    nd->store = NULL;
+    nd->applied = 0;
+}
+
+/* A hash of the store's objects: of its snapshot bytes, which hold every
+ * object as stored (meta.version included) in table and id order. */
+static uint64_t fsm_hash(struct sim *s, struct node *nd)
+{
+    struct swm_err err = {0};
+    uint64_t applied = 0;
+    s->scratch.len = 0;
+    int rc = store_raft_snapshot_take(nd->store, &s->scratch, &applied, &err);
+    if (rc != 0)
+        sim_fail(s, "node %" PRIu64 ": %s", nd->id, err.msg);
+    if (applied != nd->applied)
+        sim_fail(s, "node %" PRIu64 ": store snapshot at %" PRIu64 ", applied %" PRIu64, nd->id,
+                 applied, nd->applied);
+    return fnv(s->scratch.data, s->scratch.len, FNV0);
+}
+
+static struct ledger_rec *ledger_at(struct sim *s, uint64_t index)
+{
+    if (index >= s->n_ledger) {
+        size_t n = index * 2 + 64;
+        s->ledger = xalloc(s, s->ledger, n * sizeof(*s->ledger));
+        memset(s->ledger + s->n_ledger, 0, (n - s->n_ledger) * sizeof(*s->ledger));
+        s->n_ledger = n;
+    }
+    return &s->ledger[index];
+}
+
+/* Equal state at equal applied index: the first state seen at index is
+ * recorded, every later one must match it. */
+static void ledger_state(struct sim *s, struct node *nd, uint64_t index, uint64_t hash,
+                         const char *what)
+{
+    struct ledger_rec *l = ledger_at(s, index);
+    if (l->state_hash == 0)
+        l->state_hash = hash;
+    else if (l->state_hash != hash)
+        sim_fail(s, "node %" PRIu64 ": %s at %" PRIu64 " differs from another node's state there",
+                 nd->id, what, index);
+}
+
+/* Installs a snapshot into the store through store_raft_persist. The data
+ * must be exactly the state applied at its index (a misassembled chunk
+ * stream would not be), and installing it must reproduce it. */
+static void fsm_install(struct sim *s, struct node *nd, const struct raft_snapshot_meta *m,
+                        const void *data, size_t len)
+{
+    uint64_t hash = fnv(data, len, FNV0);
+    ledger_state(s, nd, m->index, hash, "received snapshot");
+    struct raft_ready part = {
+        .has_snapshot = true, .snapshot = *m, .snapshot_data = data, .snapshot_len = len};
+    struct swm_err err = {0};
+    int rc = store_raft_persist(nd->store, &part, NULL, &err);
+    if (rc != 0)
+        sim_fail(s, "node %" PRIu64 ": installing snapshot %" PRIu64 ": %s", nd->id, m->index,
+                 err.msg);
+    nd->applied = store_applied_index(nd->store);
+    if (nd->applied != m->index)
+        sim_fail(s, "node %" PRIu64 ": applied %" PRIu64 " after installing snapshot %" PRIu64,
+                 nd->id, nd->applied, m->index);
+    if (fsm_hash(s, nd) != hash)
+        sim_fail(s, "node %" PRIu64 ": snapshot %" PRIu64 " installed does not reproduce its data",
+                 nd->id, m->index);
+}
+
+/* The state machine lost: a new store, from the durable snapshot. */
+static void fsm_rebuild(struct sim *s, struct node *nd)
+{
+    fsm_close(nd);
+    fsm_open(s, nd);
+    if (nd->snap.index > 0)
+        fsm_install(s, nd, &nd->snap, nd->snap_data, nd->snap_len);
+    s->n_rebuild++;
+}
+
+/* Reads key from nd's store: its value (0 when absent) and the task's
+ * version (0 when absent). The task must be what the put at its version
+ * wrote: that entry was applied, succeeded, and wrote this value. */
+static uint32_t fsm_read(struct sim *s, struct node *nd, uint64_t key, uint64_t *version)
+{
+    char id[32];
+    snprintf(id, sizeof(id), "key%" PRIu64, key);
+    struct store_read *r;
+    struct swm_err err = {0};
+    int rc = store_read_begin(nd->store, &r, &err);
+    if (rc != 0)
+        sim_fail(s, "node %" PRIu64 ": %s", nd->id, err.msg);
+    Swarmc__Task *t = NULL;
+    rc = store_get_task(r, id, &t);
+    if (rc != 0)
+        snprintf(err.msg, sizeof(err.msg), "%s", store_read_err(r)->msg);
+    store_read_end(r);
+    *version = 0;
+    if (rc == SWM_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        sim_fail(s, "node %" PRIu64 ": reading task %s: %s", nd->id, id, err.msg);
+    unsigned value = 0;
+    bool parsed = t->node_id != NULL && sscanf(t->node_id, "v%u", &value) == 1;
+    uint64_t ver = t->meta && t->meta->has_version ? t->meta->version : 0;
+    uint64_t op = t->meta && t->meta->has_updated_at ? (uint64_t)t->meta->updated_at : 0;
+    proto_free(t);
+    const struct sim_op *w = op > 0 && op <= s->n_ops ? &s->ops[op - 1] : NULL;
+    if (!parsed || ver == 0 || ver > nd->applied || ver >= s->n_ledger || s->ledger[ver].op != op ||
+        s->ledger[ver].result != 0 || w == NULL || w->lin.kind != LIN_PUT || w->lin.key != key ||
+        w->lin.value != value)
         sim_fail(s,
-                 "node %" PRIu64 ": snapshot at %" PRIu64 " differs from the state applied there",
-                 nd->id, index);
-    nd->fsm = f;
+                 "node %" PRIu64 ": task %s holds %u at version %" PRIu64 " (op %" PRIu64
+                 "), which no applied put wrote",
+                 nd->id, id, value, ver, op);
+    *version = ver;
+    return value;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7)
+        p[n++] = (uint8_t)(v | 0x80);
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Packs entry followed by field OP_FIELD = op into s->scratch (valid until
+ * its next use). */
+static struct raft_buffer entry_pack(struct sim *s, const Swarmc__StoreEntry *entry, uint64_t op)
+{
+    uint8_t tail[20];
+    size_t n = put_varint(tail, (uint64_t)OP_FIELD << 3); /* wire type 0: varint */
+    n += put_varint(tail + n, op);
+    s->scratch.len = 0;
+    if (proto_pack(&entry->base, &s->scratch) < 0 || swm_buf_append(&s->scratch, tail, n) < 0)
+        sim_fail(s, "out of memory");
+    return (struct raft_buffer){.base = s->scratch.data, .len = s->scratch.len};
+}
+
+/* The entry of a put, made as a store client makes one: read, then create,
+ * update or remove at the version read (see above). */
+static struct raft_buffer put_entry(struct sim *s, struct node *nd, const struct sim_op *op)
+{
+    static char service_id[] = "sim";
+    char id[32], node_id[32];
+    uint64_t version = 0;
+    fsm_read(s, nd, op->lin.key, &version);
+    snprintf(id, sizeof(id), "key%" PRIu64, op->lin.key);
+    snprintf(node_id, sizeof(node_id), "v%u", op->lin.value);
+    Swarmc__Meta meta = SWARMC__META__INIT;
+    meta.has_version = version != 0;
+    meta.version = version;
+    meta.has_updated_at = 1;
+    meta.updated_at = (int64_t)op->lin.id;
+    Swarmc__Task task = SWARMC__TASK__INIT;
+    task.id = id;
+    task.meta = &meta;
+    task.service_id = service_id;
+    task.has_slot = 1;
+    task.slot = op->lin.key + 1;
+    task.node_id = node_id;
+    Swarmc__StoreAction action = SWARMC__STORE_ACTION__INIT;
+    action.has_kind = 1;
+    action.kind = op->lin.value == 0 ? SWARMC__STORE_ACTION__KIND__STORE_ACTION_REMOVE
+                  : version != 0     ? SWARMC__STORE_ACTION__KIND__STORE_ACTION_UPDATE
+                                     : SWARMC__STORE_ACTION__KIND__STORE_ACTION_CREATE;
+    action.target_case = SWARMC__STORE_ACTION__TARGET_TASK;
+    action.task = &task;
+    Swarmc__StoreAction *actions[] = {&action};
+    Swarmc__StoreEntry entry = SWARMC__STORE_ENTRY__INIT;
+    entry.n_actions = 1;
+    entry.actions = actions;
+    return entry_pack(s, &entry, op->lin.id);
+}
+
+/* The client op an entry carries (0: a configuration change, a no-op or
+ * the settling marker). */
+static uint64_t entry_op(struct sim *s, struct node *nd, const struct raft_entry *e)
+{
+    if (e->type != RAFT_ENTRY_NORMAL || e->len == 0)
+        return 0;
+    struct swm_err err = {0};
+    Swarmc__StoreEntry *se =
+        PROTO_UNPACK(Swarmc__StoreEntry, swarmc__store_entry, e->data, e->len, &err);
+    if (se == NULL)
+        sim_fail(s, "node %" PRIu64 ": entry %" PRIu64 ": %s", nd->id, e->index, err.msg);
+    uint64_t op = 0;
+    bool found = false;
+    for (size_t i = 0; i < se->base.n_unknown_fields; i++) {
+        const ProtobufCMessageUnknownField *f = &se->base.unknown_fields[i];
+        if (f->tag != OP_FIELD || f->wire_type != PROTOBUF_C_WIRE_TYPE_VARINT)
+            continue;
+        op = 0;
+        for (size_t j = 0; j < f->len && j < 10; j++)
+            op |= (uint64_t)(f->data[j] & 0x7f) << (7 * j);
+        found = true;
+    }
+    proto_free(se);
+    if (!found || op > s->n_ops)
+        sim_fail(s, "node %" PRIu64 ": entry %" PRIu64 " names no client op", nd->id, e->index);
+    return op;
 }
 
 /* --- clients ----------------------------------------------------------- */
@@ -488,81 +735,100 @@ static void check_all(struct sim *s)
 
 /* --- applying ----------------------------------------------------------- */
 
-static void ledger_check(struct sim *s, struct node *nd, const struct raft_entry *e, uint64_t op)
+static void ledger_check(struct sim *s, struct node *nd, const struct raft_entry *e, uint64_t op,
+                         int result)
 {
-    if (e->index >= s->n_ledger) {
-        size_t n = e->index * 2 + 64;
-        s->ledger = xalloc(s, s->ledger, n * sizeof(*s->ledger));
-        memset(s->ledger + s->n_ledger, 0, (n - s->n_ledger) * sizeof(*s->ledger));
-        s->n_ledger = n;
-    }
-    struct ledger_rec now = {
-        .term = e->term,
-        .data_hash = fnv(e->data, e->len, fnv(&e->type, sizeof(e->type), FNV0)),
-        .state_hash = fsm_hash(&nd->fsm),
-        .op = op,
-        .max_term = s->max_term,
-    };
-    struct ledger_rec *l = &s->ledger[e->index];
+    struct ledger_rec *l = ledger_at(s, e->index);
+    uint64_t data_hash = fnv(e->data, e->len, fnv(&e->type, sizeof(e->type), FNV0));
     if (l->term == 0) {
-        *l = now;
+        l->term = e->term;
+        l->data_hash = data_hash;
+        l->op = op;
+        l->result = result;
+        l->max_term = s->max_term;
+        s->n_failed_puts += result != 0;
         return;
     }
-    if (l->term != now.term || l->data_hash != now.data_hash)
+    if (l->term != e->term || l->data_hash != data_hash)
         sim_fail(s,
                  "state-machine safety: node %" PRIu64 " applied (term %" PRIu64 ") at %" PRIu64
                  ", another node term %" PRIu64 " or other data",
-                 nd->id, now.term, e->index, l->term);
-    if (l->state_hash != now.state_hash)
-        sim_fail(s, "node %" PRIu64 ": state after applying %" PRIu64 " differs from another node",
-                 nd->id, e->index);
+                 nd->id, e->term, e->index, l->term);
+    if (l->result != result)
+        sim_fail(s,
+                 "node %" PRIu64 ": entry %" PRIu64 " had outcome %s, on another node %s: apply "
+                 "is not deterministic",
+                 nd->id, e->index, swm_strerror(result), swm_strerror(l->result));
 }
 
-static void apply_entry(struct sim *s, struct node *nd, const struct raft_entry *e)
+/* Applies es[0..n), the next committed entries, to the store in one call,
+ * then records and checks each entry and answers the clients whose
+ * proposals were made here: their own entry at that index means done (a put
+ * only if the store applied it), another entry there means it was lost. */
+static void apply_batch(struct sim *s, struct node *nd, const struct raft_entry *es, size_t n)
 {
-    if (e->index != nd->fsm.applied + 1)
-        sim_fail(s, "node %" PRIu64 " applies %" PRIu64 " after %" PRIu64, nd->id, e->index,
-                 nd->fsm.applied);
-    nd->fsm.applied = e->index;
-    uint64_t op = 0;
-    uint32_t result = 0;
-    if (e->type == RAFT_ENTRY_NORMAL && e->len > 0) {
-        char text[64];
-        size_t len = e->len < sizeof(text) - 1 ? e->len : sizeof(text) - 1;
-        memcpy(text, e->data, len);
-        text[len] = '\0';
-        unsigned k, v;
-        unsigned long long id;
-        if (sscanf(text, "put %u %u #%llu", &k, &v, &id) == 3 && k < N_KEYS) {
-            nd->fsm.val[k] = v;
-            op = id;
-        } else if (sscanf(text, "get %u #%llu", &k, &id) == 2 && k < N_KEYS) {
-            result = nd->fsm.val[k];
-            op = id;
-        } else if (strncmp(text, "mark", 4) != 0) {
-            sim_fail(s, "node %" PRIu64 ": unknown entry '%s' at %" PRIu64, nd->id, text, e->index);
+    if (n > s->cap_results) {
+        s->cap_results = n * 2;
+        s->results = xalloc(s, s->results, s->cap_results * sizeof(*s->results));
+    }
+    struct store_apply_result *res = s->results;
+    struct raft_ready part = {.committed = (struct raft_entry *)es, .n_committed = n};
+    struct swm_err err = {0};
+    if (es[0].index != nd->applied + 1)
+        sim_fail(s, "node %" PRIu64 " applies %" PRIu64 " after %" PRIu64, nd->id, es[0].index,
+                 nd->applied);
+    int rc = store_raft_persist(nd->store, &part, res, &err);
+    if (rc != 0)
+        sim_fail(s, "node %" PRIu64 ": applying %" PRIu64 "..%" PRIu64 ": %s", nd->id, es[0].index,
+                 es[n - 1].index, err.msg);
+    nd->applied = store_applied_index(nd->store);
+    if (nd->applied != es[n - 1].index)
+        sim_fail(s, "node %" PRIu64 ": applied %" PRIu64 " after applying up to %" PRIu64, nd->id,
+                 nd->applied, es[n - 1].index);
+    /* Every entry is in the ledger before any read: a read answered from
+     * the store after this call may see a later entry of the call. */
+    for (size_t i = 0; i < n; i++) {
+        const struct raft_entry *e = &es[i];
+        uint64_t op = entry_op(s, nd, e);
+        int result = res[i].err.code;
+        const struct sim_op *o = op ? &s->ops[op - 1] : NULL;
+        if (result != 0 &&
+            !(o != NULL && o->lin.kind == LIN_PUT &&
+              (result == SWM_EEXISTS || result == SWM_ESTALE || result == SWM_ENOTFOUND)))
+            sim_fail(s, "node %" PRIu64 ": entry %" PRIu64 " fails: %s", nd->id, e->index,
+                     res[i].err.msg);
+        ledger_check(s, nd, e, op, result);
+        note(s, e->index, (uint64_t)(int64_t)result);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct raft_entry *e = &es[i];
+        const struct ledger_rec *l = &s->ledger[e->index];
+        for (size_t j = 0; j < nd->n_pend; j++) {
+            struct pending *p = &nd->pend[j];
+            if (p->index != e->index)
+                continue;
+            const struct sim_op *o = &s->ops[p->op - 1];
+            if (p->term != e->term || p->op != l->op) {
+                op_respond(s, p->op, LIN_FAIL, 0);
+            } else if (o->lin.kind == LIN_PUT) {
+                op_respond(s, p->op, l->result == 0 ? LIN_OK : LIN_FAIL, 0);
+            } else {
+                uint64_t version;
+                op_respond(s, p->op, LIN_OK, fsm_read(s, nd, o->lin.key, &version));
+            }
+            p->index = 0;
         }
     }
-    ledger_check(s, nd, e, op);
-    /* Answer the client whose proposal this index was, if it was made here:
-     * its own entry means done; another entry there means it was lost. */
-    for (size_t i = 0; i < nd->n_pend; i++) {
-        struct pending *p = &nd->pend[i];
-        if (p->index != e->index)
-            continue;
-        if (p->term == e->term && p->op == op)
-            op_respond(s, p->op, LIN_OK, result);
-        else
-            op_respond(s, p->op, LIN_FAIL, 0);
-        p->index = 0;
-    }
+    uint64_t hash = fsm_hash(s, nd);
+    ledger_state(s, nd, nd->applied, hash, "state");
+    note(s, nd->applied, hash);
 }
 
 static void prune_pending(struct node *nd)
 {
     size_t w = 0;
     for (size_t i = 0; i < nd->n_pend; i++)
-        if (nd->pend[i].index > nd->fsm.applied)
+        if (nd->pend[i].index > nd->applied)
             nd->pend[w++] = nd->pend[i];
     nd->n_pend = w;
 }
@@ -678,7 +944,7 @@ static void persist(struct sim *s, struct node *nd, const struct raft_ready *rd,
     if (rd->has_snapshot) {
         disk_truncate(nd, 0);
         disk_set_snapshot(s, nd, &rd->snapshot, rd->snapshot_data, rd->snapshot_len);
-        fsm_restore(s, nd, rd->snapshot_data, rd->snapshot_len, rd->snapshot.index);
+        fsm_install(s, nd, &rd->snapshot, rd->snapshot_data, rd->snapshot_len);
         s->n_install++;
     }
     if (rd->truncate_from)
@@ -698,33 +964,48 @@ static void persist(struct sim *s, struct node *nd, const struct raft_ready *rd,
     }
 }
 
+/* Applies rd's committed entries not applied yet: in one store call, or
+ * now and then split into several (drivers batch differently). */
 static void apply_committed(struct sim *s, struct node *nd, const struct raft_ready *rd)
 {
-    for (size_t i = 0; i < rd->n_committed; i++)
-        if (rd->committed[i].index > nd->fsm.applied)
-            apply_entry(s, nd, &rd->committed[i]);
+    size_t i = 0;
+    while (i < rd->n_committed && rd->committed[i].index <= nd->applied)
+        i++;
+    while (i < rd->n_committed) {
+        size_t n = rd->n_committed - i;
+        if (n > 1 && rnd(s, 4) == 0)
+            n = 1 + (size_t)rnd(s, n);
+        apply_batch(s, nd, rd->committed + i, n);
+        i += n;
+    }
     prune_pending(nd);
 }
 
 static void take_snapshot(struct sim *s, struct node *nd)
 {
-    size_t len;
-    void *data = fsm_serialize(s, &nd->fsm, &len);
+    struct swm_err err = {0};
+    uint64_t applied = 0;
+    s->scratch.len = 0;
+    int rc = store_raft_snapshot_take(nd->store, &s->scratch, &applied, &err);
+    if (rc != 0)
+        sim_fail(s, "node %" PRIu64 ": %s", nd->id, err.msg);
+    if (applied != nd->applied)
+        sim_fail(s, "node %" PRIu64 ": store snapshot at %" PRIu64 ", applied %" PRIu64, nd->id,
+                 applied, nd->applied);
+    ledger_state(s, nd, applied, fnv(s->scratch.data, s->scratch.len, FNV0), "snapshot taken");
     struct raft_snapshot_meta meta;
     uint64_t compact = 0;
-    int rc = raft_snapshot_done(nd->r, nd->fsm.applied, data, len, &meta, &compact);
+    rc = raft_snapshot_done(nd->r, applied, s->scratch.data, s->scratch.len, &meta, &compact);
     if (rc != 0) {
-        free(data);
         if (rc == -EINVAL)
             return; /* not above the current snapshot */
         sim_fail(s, "node %" PRIu64 ": raft_snapshot_done: %s", nd->id, swm_strerror(rc));
     }
-    disk_set_snapshot(s, nd, &meta, data, len);
+    disk_set_snapshot(s, nd, &meta, s->scratch.data, s->scratch.len);
     raft_configuration_free(&meta.conf);
-    free(data);
     if (compact)
         disk_compact(nd, compact);
-    note(s, 0x5a9, nd->fsm.applied);
+    note(s, 0x5a9, applied);
 }
 
 /* The write of the outstanding ready completes (or fails). */
@@ -755,12 +1036,13 @@ static void complete_write(struct sim *s, struct node *nd)
             op_respond(s, rs->ctx, LIN_FAIL, 0);
             continue;
         }
-        if (rs->index > nd->fsm.applied)
+        if (rs->index > nd->applied)
             sim_fail(s,
                      "node %" PRIu64 ": read released at %" PRIu64 " before applying it (%" PRIu64
                      ")",
-                     nd->id, rs->index, nd->fsm.applied);
-        op_respond(s, rs->ctx, LIN_OK, nd->fsm.val[s->ops[rs->ctx - 1].lin.key]);
+                     nd->id, rs->index, nd->applied);
+        uint64_t version;
+        op_respond(s, rs->ctx, LIN_OK, fsm_read(s, nd, s->ops[rs->ctx - 1].lin.key, &version));
     }
     uint64_t request = rd->snapshot_request;
     int rc = raft_advance(nd->r, rd);
@@ -768,9 +1050,9 @@ static void complete_write(struct sim *s, struct node *nd)
         sim_fail(s, "node %" PRIu64 ": raft_advance: %s", nd->id, swm_strerror(rc));
     raft_ready_free(rd);
     nd->rd = NULL;
-    if (request && nd->fsm.applied >= request)
+    if (request && nd->applied >= request)
         take_snapshot(s, nd);
-    note(s, 0xd15c, nd->id * 1000003 + nd->fsm.applied);
+    note(s, 0xd15c, nd->id * 1000003 + nd->applied);
 }
 
 static void node_start(struct sim *s, struct node *nd)
@@ -789,8 +1071,11 @@ static void node_start(struct sim *s, struct node *nd)
         .snapshot_len = nd->snap_len,
         .entries = es,
         .n_entries = nd->n_log,
-        .applied = nd->fsm.applied,
+        .applied = nd->applied,
     };
+    if (nd->applied != store_applied_index(nd->store))
+        sim_fail(s, "node %" PRIu64 ": the store has applied %" PRIu64 ", not %" PRIu64, nd->id,
+                 store_applied_index(nd->store), nd->applied);
     struct swm_err err = {0};
     int rc = raft_new(&nd->opt, &in, &nd->r, &err);
     free(es);
@@ -840,7 +1125,11 @@ static void node_crash(struct sim *s, struct node *nd)
     }
     if (s->bug == BUG_FORGET_VOTE)
         nd->hs.vote = 0;
-    trace(s, "node %" PRIu64 " crashes (%s)", nd->id, what);
+    bool lost = rnd(s, 2) == 0;
+    if (lost)
+        fsm_rebuild(s, nd);
+    trace(s, "node %" PRIu64 " crashes (%s%s)", nd->id, what,
+          lost ? ", store rebuilt from its snapshot" : "");
     note(s, 0xc4a5, nd->id);
     s->n_crash++;
     node_stop(s, nd);
@@ -851,7 +1140,7 @@ static void node_init_disk(struct sim *s, struct node *nd, bool founder)
     raft_options_init(&nd->opt, nd->id, rng_next(&s->rng));
     nd->opt.snapshot_threshold = 40;
     nd->opt.snapshot_trailing = 10;
-    nd->opt.snapshot_chunk_size = 64;
+    nd->opt.snapshot_chunk_size = 32; /* a snapshot of 5 tasks takes several chunks */
     nd->opt.max_size_per_msg = 128;
     nd->opt.max_inflight_msgs = 8;
     if (founder) {
@@ -863,6 +1152,7 @@ static void node_init_disk(struct sim *s, struct node *nd, bool founder)
             sim_fail(s, "out of memory");
     }
     nd->exists = true;
+    fsm_open(s, nd);
 }
 
 /* --- inputs ------------------------------------------------------------------ */
@@ -925,8 +1215,9 @@ static void client_invoke(struct sim *s, int ci)
         .deadline = s->now + CLIENT_TIMEOUT,
     };
     op->lin.kind = op->via == VIA_PUT ? LIN_PUT : LIN_GET;
+    /* One write in eight deletes (writes 0, the value of an absent key). */
     if (op->via == VIA_PUT)
-        op->lin.value = ++s->next_value;
+        op->lin.value = rnd(s, 8) == 0 ? 0 : ++s->next_value;
     c->busy = true;
     c->op = s->n_ops - 1;
     /* Clients mostly find a leader (perhaps a deposed one), sometimes not. */
@@ -940,18 +1231,14 @@ static void client_invoke(struct sim *s, int ci)
     op->node = nd->id;
     int rc;
     if (op->via == VIA_READ_INDEX && s->bug == BUG_LOCAL_READ) {
-        op_respond(s, id, LIN_OK, nd->fsm.val[op->lin.key]);
+        uint64_t version;
+        op_respond(s, id, LIN_OK, fsm_read(s, nd, op->lin.key, &version));
         return;
     } else if (op->via == VIA_READ_INDEX) {
         rc = raft_read_index(nd->r, id);
     } else {
-        char text[64];
-        if (op->via == VIA_PUT)
-            snprintf(text, sizeof(text), "put %u %u #%" PRIu64, (unsigned)op->lin.key,
-                     op->lin.value, id);
-        else
-            snprintf(text, sizeof(text), "get %u #%" PRIu64, (unsigned)op->lin.key, id);
-        struct raft_buffer b = {.base = text, .len = strlen(text)};
+        Swarmc__StoreEntry read = SWARMC__STORE_ENTRY__INIT;
+        struct raft_buffer b = op->via == VIA_PUT ? put_entry(s, nd, op) : entry_pack(s, &read, id);
         uint64_t index, term;
         rc = raft_propose(nd->r, &b, 1, &index, &term);
         if (rc == 0) {
@@ -1193,7 +1480,7 @@ static void print_cluster(struct sim *s)
                 "  node %zu: %s term %" PRIu64 " leader %" PRIu64 " commit %" PRIu64
                 " last %" PRIu64 " applied %" PRIu64 " snap %" PRIu64 " voters %zu\n",
                 i, raft_state_name(raft_state(nd->r)), raft_term(nd->r), raft_leader(nd->r),
-                raft_commit_index(nd->r), raft_last_index(nd->r), nd->fsm.applied, nd->snap.index,
+                raft_commit_index(nd->r), raft_last_index(nd->r), nd->applied, nd->snap.index,
                 raft_configuration_voters(raft_configuration_current(nd->r)));
     }
 }
@@ -1217,7 +1504,8 @@ static void settle(struct sim *s)
         step(s, false);
         if (index == 0) {
             lead = stable_leader(s);
-            struct raft_buffer b = {.base = "mark", .len = 4};
+            Swarmc__StoreEntry mark = SWARMC__STORE_ENTRY__INIT;
+            struct raft_buffer b = entry_pack(s, &mark, 0);
             if (lead && raft_propose(lead->r, &b, 1, &index, &term) == 0)
                 pump(s, lead);
             else
@@ -1231,7 +1519,7 @@ static void settle(struct sim *s)
         const struct raft_configuration *c = raft_configuration_current(lead->r);
         bool all = true;
         for (size_t i = 0; i < c->n_servers && all; i++)
-            all = c->servers[i].id <= s->n_slots && s->nodes[c->servers[i].id].fsm.applied >= index;
+            all = c->servers[i].id <= s->n_slots && s->nodes[c->servers[i].id].applied >= index;
         bool clients_idle = true;
         for (int i = 0; i < N_CLIENTS; i++)
             clients_idle &= !s->clients[i].busy;
@@ -1245,9 +1533,10 @@ static void settle(struct sim *s)
 
 static void check_history(struct sim *s)
 {
-    /* A put whose outcome is unknown either reached the committed log (then
-     * it did take effect, at an unknown time) or never will: the run is
-     * over and the log was settled. */
+    /* A put whose outcome is unknown either reached the committed log and
+     * the store applied it (then it did take effect, at an unknown time), or
+     * never will: the run is over and the log was settled. One the store
+     * failed (a stale version) had no effect. */
     bool *committed = calloc(s->n_ops + 1, sizeof(*committed));
     struct lin_op *h = malloc((s->n_ops + 1) * sizeof(*h));
     if (committed == NULL || h == NULL) {
@@ -1256,7 +1545,7 @@ static void check_history(struct sim *s)
         sim_fail(s, "out of memory");
     }
     for (size_t i = 1; i < s->n_ledger; i++)
-        if (s->ledger[i].op && s->ledger[i].op <= s->n_ops)
+        if (s->ledger[i].op && s->ledger[i].op <= s->n_ops && s->ledger[i].result == 0)
             committed[s->ledger[i].op] = true;
     size_t n = 0;
     for (size_t i = 0; i < s->n_ops; i++) {
@@ -1269,7 +1558,8 @@ static void check_history(struct sim *s)
         if (h[n].status == LIN_OK && op->lin.kind == LIN_PUT && !committed[op->lin.id]) {
             free(committed);
             free(h);
-            sim_fail(s, "acknowledged put (op %zu) is not in the committed log", i + 1);
+            sim_fail(s, "acknowledged put (op %zu) is not in the committed log, or failed there",
+                     i + 1);
         }
         n++;
     }
@@ -1296,7 +1586,10 @@ static void sim_free(struct sim *s)
         disk_truncate(nd, 0);
         free(nd->log);
         free(nd->pend);
+        fsm_close(nd);
     }
+    swm_buf_free(&s->scratch);
+    free(s->results);
     for (size_t i = 0; i < s->n_heap; i++)
         free(s->heap[i].bytes);
     free(s->heap);
@@ -1307,7 +1600,8 @@ static void sim_free(struct sim *s)
 }
 
 struct run_opts {
-    size_t nodes; /* 0: 3 or 5 by seed */
+    const char *dir; /* for the stores */
+    size_t nodes;    /* 0: 3 or 5 by seed */
     enum sim_bug bug;
     uint64_t ticks;
     bool trace;
@@ -1321,6 +1615,7 @@ static int run_seed(uint64_t seed, const struct run_opts *o, uint64_t *digest)
     struct sim *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -1;
+    s->dir = o->dir;
     s->seed = seed;
     s->rng = seed;
     s->digest = FNV0;
@@ -1355,9 +1650,11 @@ static int run_seed(uint64_t seed, const struct run_opts *o, uint64_t *digest)
             ok += s->ops[i].lin.status == LIN_OK;
         printf("seed %" PRIu64 " (%zu nodes): %zu ops (%zu ok), %" PRIu64 " elections, %" PRIu64
                " crashes, %" PRIu64 " torn, %" PRIu64 " EIO/ENOSPC, %" PRIu64 " installs, %" PRIu64
-               " conf changes, %" PRIu64 " transfers, %" PRIu64 " messages\n",
+               " conf changes, %" PRIu64 " transfers, %" PRIu64 " messages, %" PRIu64
+               " stores rebuilt, %" PRIu64 " puts failed by the store\n",
                seed, s->n_founders, s->n_ops, ok, s->n_elect, s->n_crash, s->n_torn, s->n_eio,
-               s->n_install, s->n_cc, s->n_transfer, s->n_delivered);
+               s->n_install, s->n_cc, s->n_transfer, s->n_delivered, s->n_rebuild,
+               s->n_failed_puts);
     }
 out:
     *digest = s->digest;
@@ -1381,6 +1678,31 @@ static void usage(void)
             "  --check-replay  run every seed twice and compare event digests\n"
             "  --inject local-read|early-ack|forget-vote  plant a driver bug\n"
             "  --expect-failure  succeed only if some seed fails (with --inject)\n");
+}
+
+/* A new directory for the stores: on tmpfs (/dev/shm) when there is one, so
+ * that LMDB's fsyncs cost nothing, else under $TMPDIR or /tmp. The caller
+ * frees the path and removes the directory. NULL on failure (printed). */
+static char *make_store_dir(void)
+{
+    struct stat st;
+    const char *parent = "/dev/shm";
+    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode) || access(parent, W_OK) != 0) {
+        parent = getenv("TMPDIR");
+        if (parent == NULL || *parent == '\0')
+            parent = "/tmp";
+    }
+    size_t size = strlen(parent) + sizeof("/raft_sim.XXXXXX");
+    char *dir = malloc(size);
+    if (dir == NULL)
+        return NULL;
+    snprintf(dir, size, "%s/raft_sim.XXXXXX", parent);
+    if (mkdtemp(dir) == NULL) {
+        fprintf(stderr, "raft_sim: creating %s: %s\n", dir, strerror(errno));
+        free(dir);
+        return NULL;
+    }
+    return dir;
 }
 
 static double wall_seconds(void)
@@ -1459,6 +1781,12 @@ int main(int argc, char **argv)
     }
     if (n_list == 0 && count == 0 && seconds <= 0)
         count = 1;
+    char *dir = make_store_dir();
+    if (dir == NULL) {
+        free(list);
+        return 2;
+    }
+    o.dir = dir;
     double start = wall_seconds();
     uint64_t ran = 0, failed = 0;
     for (uint64_t k = 0;; k++) {
@@ -1486,6 +1814,8 @@ int main(int argc, char **argv)
     printf("%" PRIu64 " seeds ran, %" PRIu64 " failed (%.1f s)\n", ran, failed,
            wall_seconds() - start);
     free(list);
+    rmdir(dir);
+    free(dir);
     if (expect_failure)
         return failed ? 0 : 1;
     return failed ? 1 : 0;
