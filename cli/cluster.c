@@ -54,7 +54,7 @@ static const struct cli_flag init_flags[] = {
     {"max-snapshots", 0, V, CLI_KIND_UINT, NULL, "Number of additional Raft snapshots to retain",
      not_yet},
     {"snapshot-interval", 0, V, CLI_KIND_UINT, NULL,
-     "Number of log entries between Raft snapshots (default 10000)", not_yet},
+     "Number of log entries between Raft snapshots (default 10000)", NULL},
     {0},
 };
 
@@ -114,6 +114,13 @@ int cli_cluster_init(struct cli_ctx *ctx, const struct cli_args *args, struct sw
         opts.dispatcher_heartbeat_ns = v.i;
     if (rc >= 0 && (rc = cli_args_get(args, "cert-expiry", &v, err)) > 0)
         opts.cert_expiry_ns = v.i;
+    if (rc >= 0 && (rc = cli_args_get(args, "snapshot-interval", &v, err)) > 0) {
+        if (v.u == 0)
+            return swm_err_set(err, SWM_EINVAL_SPEC,
+                               "invalid argument \"0\" for \"--snapshot-interval\" flag: must be "
+                               "at least 1");
+        opts.snapshot_interval = v.u;
+    }
     if (rc < 0)
         return rc;
     if (ctx->hooks == NULL || ctx->hooks->daemon_init == NULL)

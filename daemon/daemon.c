@@ -130,14 +130,35 @@ static uint64_t raft_id_of(const char *node_id)
 
 static void on_leadership(void *arg, bool leader, uint64_t leader_id);
 
+/* The cluster's --snapshot-interval. At the first start of a new cluster
+ * the cluster object is still in the log, so `swarmc init`'s own option
+ * counts first. 0: the raft default. */
+static uint64_t snapshot_interval(struct node_daemon *nd)
+{
+    if (nd->opts->snapshot_interval > 0)
+        return nd->opts->snapshot_interval;
+    struct store_read *r = NULL;
+    Swarmc__Cluster *c = NULL;
+    uint64_t n = 0;
+    if (store_read_begin(nd->store, &r, NULL) == 0 && store_get_cluster(r, &c) == 0 &&
+        c->spec != NULL && c->spec->has_snapshot_interval)
+        n = c->spec->snapshot_interval;
+    proto_free(c);
+    store_read_end(r);
+    return n;
+}
+
 /* A one-manager cluster: this node is the only voter. Stores of earlier
  * builds, written without raft, are converted on the first start. */
 static int open_raft(struct node_daemon *nd, struct swm_err *err)
 {
     struct raft_server self = {.id = raft_id_of(nd->node_id), .role = RAFT_VOTER};
     struct raft_configuration conf = {.servers = &self, .n_servers = 1};
-    struct raft_node_options ro = {
-        .id = self.id, .bootstrap = &conf, .on_leadership = on_leadership, .on_leadership_arg = nd};
+    struct raft_node_options ro = {.id = self.id,
+                                   .bootstrap = &conf,
+                                   .snapshot_threshold = snapshot_interval(nd),
+                                   .on_leadership = on_leadership,
+                                   .on_leadership_arg = nd};
     return raft_node_open(&nd->loop, nd->store, &ro, NULL, &nd->raft, err);
 }
 
@@ -305,6 +326,8 @@ static int bootstrap_entry(const struct daemon_opts *o, const char *node_id, con
     cspec.task_history_retention_limit = o->task_history_limit;
     cspec.has_dispatcher_heartbeat_period = o->dispatcher_heartbeat_ns > 0;
     cspec.dispatcher_heartbeat_period = o->dispatcher_heartbeat_ns;
+    cspec.has_snapshot_interval = o->snapshot_interval > 0;
+    cspec.snapshot_interval = o->snapshot_interval;
     cspec.has_node_cert_expiry = o->cert_expiry_ns > 0;
     cspec.node_cert_expiry = o->cert_expiry_ns;
     cluster.id = (char *)cluster_id;

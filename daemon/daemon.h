@@ -24,6 +24,7 @@ struct daemon_opts {
     int64_t task_history_limit; /* -1 = default 5 */
     int64_t dispatcher_heartbeat_ns;
     int64_t cert_expiry_ns;
+    uint64_t snapshot_interval; /* raft entries between snapshots; 0 = the cluster's (10000) */
     bool force_new_cluster;
 };
 

@@ -25,10 +25,12 @@ refuse "Is the daemon running?" service ls
 refuse 'invalid argument "5x" for "--restart-delay" flag' service create --restart-delay 5x busybox
 refuse "unknown flag: --frobnicate" service ls --frobnicate
 
-expect "Swarm initialized: current node (" init --advertise-addr 127.0.0.1
+refuse 'invalid argument "0" for "--snapshot-interval" flag' init --snapshot-interval 0
+expect "Swarm initialized: current node (" init --advertise-addr 127.0.0.1 --snapshot-interval 10
 sh "$E2E_DIR/../images/make-busybox-image.sh" "$IMAGE_TAR" busybox:latest >/dev/null
 expect "Loaded image: busybox:latest" image load -i "$IMAGE_TAR"
 expect "Is Manager: true" info
+expect "Snapshot Interval: 10" info
 expect " * " node ls
 expect '"id":' node inspect --format json self
 
@@ -47,6 +49,12 @@ expect '"replicas": 2' service inspect web
 expect "NAME" service ps web
 expect "web" service rm web
 [ -z "$(sw service ls -q)" ] || fail "service still listed after rm"
+# More than 10 entries were committed: the log has snapshotted, and the
+# daemon restarts from the snapshot.
+grep -q "raft: snapshot at index" "$DATA/swarmc.log" || fail "no raft snapshot after 10 entries"
+kill -TERM "$(daemon_pid)"
+sw daemon >/dev/null || fail "swarmc daemon failed after a snapshot"
+expect "Snapshot Interval: 10" info
 
 refuse "Use \`--force\` to ignore this message." leave
 expect "Node left the swarm." leave --force
