@@ -12,11 +12,17 @@
 #                               and Docker Swarm (same run when docker.io is
 #                               installed: DOCKER=auto|0|1)
 #   5. memory.sh                daemon and shim memory, idle and 100 tasks
+#   6. fsync_floor              the disk's floor for a durable commit: small
+#                               write + fdatasync/fsync, one LMDB commit
+#   7. etcd.sh                  etcd's put throughput and latency, 1 and 3
+#                               members, 1/16/256 clients (Raft reference;
+#                               skipped when etcd-server is not installed)
 #
 # Usage (root): bench/run-all.sh
 #   env: BUILD_DIR (default <top>/build-bench), OUT (default
-#        $BUILD_DIR/bench-results.md), SKIP_BUILD=1, ONLY="sched conv mem"
-#        and everything convergence.sh / memory.sh take (REPS, DOCKER...).
+#        $BUILD_DIR/bench-results.md), SKIP_BUILD=1,
+#        ONLY="sched conv mem floor raft etcd" and everything convergence.sh /
+#        memory.sh / etcd.sh take (REPS, DOCKER, ETCD_REPS, CLIENTS...).
 # Prints numbers; asserts nothing. See docs/benchmarks.md.
 set -u -o pipefail
 export LC_ALL=C
@@ -24,7 +30,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$TOP/build-bench}
 OUT=${OUT:-$BUILD_DIR/bench-results.md}
 export DOCKER_RAW_OUT=${DOCKER_RAW_OUT:-$BUILD_DIR/docker-swarm-raw.md}
-ONLY=${ONLY:-"sched conv mem"}
+ONLY=${ONLY:-"sched conv mem floor raft etcd"}
 export SWARMC=${SWARMC:-$BUILD_DIR/cli/swarmc}
 
 [ "$(id -u)" = 0 ] || {
@@ -80,6 +86,26 @@ code() {
     fi
     if wanted mem; then
         "$TOP/bench/memory.sh"
+    fi
+    if wanted floor; then
+        echo
+        echo "## Durable commit floor"
+        echo
+        echo "bench/fsync_floor in /var/tmp (the filesystem the data dirs use), 3 runs:"
+        code sh -c "for i in 1 2 3; do '$BUILD_DIR/bench/fsync_floor' 200 /var/tmp; done"
+    fi
+    if wanted raft; then
+        echo
+        echo "## Raft commit and election (bench/raft_commit.sh)"
+        echo
+        code env RAFTNODE="$BUILD_DIR/tests/raftnode/raftnode" FSYNC_FLOOR="$BUILD_DIR/bench/fsync_floor" \
+            "$TOP/bench/raft_commit.sh" all
+    fi
+    if wanted etcd; then
+        # etcd.sh prints the floor itself unless the floor part just did
+        floor=$BUILD_DIR/bench/fsync_floor
+        wanted floor && floor=none
+        BUILD_DIR=$BUILD_DIR FSYNC_FLOOR=$floor "$TOP/bench/etcd.sh"
     fi
     echo
     echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -81,7 +81,8 @@ req() {
     local i=$1 fd
     R=""
     if [ "${FD[$i]}" -eq 0 ]; then
-        exec {fd}<>"/dev/tcp/127.0.0.1/$((BASE + MEMBERS + i))" 2>/dev/null || return 0
+        # The group keeps 2>/dev/null from applying to the whole shell.
+        { exec {fd}<>"/dev/tcp/127.0.0.1/$((BASE + MEMBERS + i))"; } 2>/dev/null || return 0
         FD[$i]=$fd
     fi
     fd=${FD[$i]}
