@@ -137,11 +137,66 @@ static void handle_leave(struct api_conn *conn, const Swarmc__LeaveRequest *req)
     daemon__stop(nd, 1);
 }
 
-static void handle_request(struct api_conn *conn, const Swarmc__ControlRequest *req)
+/* A control API request waiting for its read barrier. */
+struct barrier_wait {
+    struct api_conn *conn;
+    Swarmc__ControlRequest *req;
+};
+
+static void dispatch_controlapi(struct api_conn *conn, const Swarmc__ControlRequest *req)
+{
+    struct node_daemon *nd = conn->srv->nd;
+    daemon__api_conn_ref(conn);
+    if (controlapi_handle(nd->controlapi, req, reply, conn) == SWM_ENOTSUP) {
+        daemon__api_conn_unref(conn);
+        reply_error(conn, SWM_ENOTSUP, "unknown request");
+    }
+}
+
+static void barrier_passed(void *arg, int status, const struct swm_err *err)
+{
+    struct barrier_wait *w = arg;
+    if (status < 0)
+        reply_error(w->conn, status, err->msg);
+    else if (w->conn->srv->nd->stopping)
+        reply_error(w->conn, SWM_ESHUTDOWN, "the daemon is shutting down");
+    else
+        dispatch_controlapi(w->conn, w->req);
+    daemon__api_conn_unref(w->conn);
+    proto_free(w->req);
+    swm_free(w);
+}
+
+/* Control API requests first pass a read barrier (Raft read-index): the
+ * node confirms it still leads and has applied everything committed before
+ * the request arrived, so what the request reads is never older than a
+ * write already acknowledged to anyone. Takes ownership of req. */
+static void handle_controlapi(struct api_conn *conn, Swarmc__ControlRequest *req)
+{
+    struct barrier_wait *w = swm_malloc(sizeof(*w));
+    if (w == NULL) {
+        reply_error(conn, -ENOMEM, "out of memory");
+        proto_free(req);
+        return;
+    }
+    *w = (struct barrier_wait){.conn = conn, .req = req};
+    daemon__api_conn_ref(conn);
+    int rc = raft_node_read_barrier(conn->srv->nd->raft, barrier_passed, w);
+    if (rc < 0) {
+        struct swm_err err;
+        swm_err_set(&err, rc, "%s",
+                    rc == SWM_ENOTLEADER ? "this node is not the leader" : swm_strerror(rc));
+        barrier_passed(w, rc, &err);
+    }
+}
+
+/* Takes ownership of req. */
+static void handle_request(struct api_conn *conn, Swarmc__ControlRequest *req)
 {
     struct node_daemon *nd = conn->srv->nd;
     if (nd->stopping) {
         reply_error(conn, SWM_ESHUTDOWN, "the daemon is shutting down");
+        proto_free(req);
         return;
     }
     switch (req->op_case) {
@@ -150,21 +205,18 @@ static void handle_request(struct api_conn *conn, const Swarmc__ControlRequest *
     case SWARMC__CONTROL_REQUEST__OP_IMAGE_REMOVE:
         daemon__api_conn_ref(conn);
         daemon__images(nd, req, reply, conn);
-        return;
+        break;
     case SWARMC__CONTROL_REQUEST__OP_SERVICE_LOGS:
         daemon__logs(nd, conn, req->service_logs);
-        return;
+        break;
     case SWARMC__CONTROL_REQUEST__OP_LEAVE:
         handle_leave(conn, req->leave);
-        return;
-    default:
         break;
+    default:
+        handle_controlapi(conn, req);
+        return;
     }
-    daemon__api_conn_ref(conn);
-    if (controlapi_handle(nd->controlapi, req, reply, conn) == SWM_ENOTSUP) {
-        daemon__api_conn_unref(conn);
-        reply_error(conn, SWM_ENOTSUP, "unknown request");
-    }
+    proto_free(req);
 }
 
 /* Consumes every complete frame in conn->in. */
@@ -191,7 +243,6 @@ static void parse_frames(struct api_conn *conn)
             continue;
         }
         handle_request(conn, req);
-        proto_free(req);
     }
     memmove(conn->in.data, conn->in.data + off, conn->in.len - off);
     conn->in.len -= off;
