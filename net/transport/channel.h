@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "manager/ca/ca.h"
+#include "net/identity/identity.h"
 
 /* Defaults for the zero values of struct chan_config. */
 #define CHAN_MAX_FRAME_DEFAULT (16u << 20)                        /* bytes of payload */

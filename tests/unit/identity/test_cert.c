@@ -1,4 +1,4 @@
-/* Tests of manager/ca/cert.c: keys, node certificates, revocation and the
+/* Tests of net/identity/cert.c: keys, node certificates, revocation and the
  * renewal schedule. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
-#include "manager/ca/ca.h"
+#include "net/identity/identity.h"
 
 #define SEC INT64_C(1000000000)
 #define NOW (INT64_C(1800000000) * SEC)

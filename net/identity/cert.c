@@ -1,5 +1,5 @@
 /* Keys, node certificates and the revocation set (DESIGN.md §6). */
-#include "manager/ca/ca.h"
+#include "net/identity/identity.h"
 
 #include <errno.h>
 #include <sodium.h>

@@ -1,5 +1,5 @@
 /* Join tokens and the proof of a token's secret (DESIGN.md §6). */
-#include "manager/ca/ca.h"
+#include "net/identity/identity.h"
 
 #include <errno.h>
 #include <sodium.h>

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-/* Tests of manager/ca/token.c: join tokens, root pinning and the proof of a
+/* Tests of net/identity/token.c: join tokens, root pinning and the proof of a
  * token's secret. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "manager/ca/ca.h"
+#include "net/identity/identity.h"
 
 static struct ca_keypair root, other_root, joiner;
 

@@ -1,5 +1,5 @@
-/* The cluster's certificate authority (DESIGN.md §6, docs/protocol.md
- * "Secure channel"): Ed25519 root and node identity keys, node certificates
+/* Node identity (DESIGN.md §6, docs/protocol.md "Secure channel"): the
+ * cluster certificate authority's formats and checks — Ed25519 root and node identity keys, node certificates
  * signed by the root, join tokens and the proof of a token's secret,
  * revocation, and the renewal schedule.
  *
@@ -10,10 +10,10 @@
  * NULL, a one-line message naming what is wrong. Secrets are wiped with
  * sodium_memzero and compared with sodium_memcmp.
  *
- * The library depends only on common/ and libsodium: the agent needs the
- * verifying half too (net/transport links it). */
-#ifndef SWM_MANAGER_CA_CA_H
-#define SWM_MANAGER_CA_CA_H
+ * The library depends only on common/ and libsodium and lives in net/:
+ * agents verify with it too, and agent/ never includes manager/. */
+#ifndef SWM_NET_IDENTITY_IDENTITY_H
+#define SWM_NET_IDENTITY_IDENTITY_H
 
 #include <stdbool.h>
 #include <stddef.h>
