@@ -460,6 +460,53 @@ static void store_without_raft_log_is_refused(void **state)
     load_refused(fx->s, "raft log ends at entry 0 but the store has applied entry 1");
 }
 
+static void bootstrap_writes_founding_entries(void **state)
+{
+    struct store_fx *fx = *state;
+    struct raft_server voters[] = {{7, RAFT_VOTER}, {8, RAFT_VOTER}};
+    struct raft_configuration conf = {.servers = voters, .n_servers = 2};
+    Swarmc__StoreEntry *first = fixture_entry1(CREATE, fixture_node("n1", 0));
+    struct swm_err err = {0};
+    assert_int_equal(store_raft_bootstrap(fx->s, &conf, first, &err), 0);
+    reopen(fx);
+    struct raft_init_state in = load_ok(fx->s);
+    assert_int_equal(in.n_entries, 2);
+    assert_true(in.hard_state.term == 1 && in.hard_state.commit == 2);
+    assert_int_equal(in.entries[0].type, RAFT_ENTRY_CONF);
+    assert_true(in.entries[1].term == 1 && in.entries[1].type == RAFT_ENTRY_NORMAL);
+    struct raft_configuration got;
+    assert_int_equal(raft_configuration_decode(in.entries[0].data, in.entries[0].len, &got, NULL),
+                     0);
+    assert_int_equal(raft_configuration_voters(&got), 2);
+    raft_configuration_free(&got);
+    store_raft_init_free(&in);
+
+    /* Once there is raft state, nothing is overwritten. */
+    assert_int_equal(store_raft_bootstrap(fx->s, &conf, first, &err), SWM_EEXISTS);
+    struct raft_configuration none = {0};
+    assert_int_equal(store_raft_bootstrap(fx->s, &none, NULL, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "no voter"));
+    proto_free(first);
+}
+
+static void bootstrap_refuses_first_entry_over_applied_state(void **state)
+{
+    struct store_fx *fx = *state;
+    assert_int_equal(fixture_apply1(fx->s, fixture_entry1(CREATE, fixture_node("a", 0))), 0);
+    struct raft_server self = {1, RAFT_VOTER};
+    struct raft_configuration conf = {.servers = &self, .n_servers = 1};
+    Swarmc__StoreEntry *first = fixture_entry1(CREATE, fixture_node("b", 0));
+    struct swm_err err = {0};
+    assert_int_equal(store_raft_bootstrap(fx->s, &conf, first, &err), -EINVAL);
+    proto_free(first);
+    load_refused(fx->s, "has applied entry 1"); /* unchanged */
+    /* Without a first entry, the applied state becomes the snapshot. */
+    assert_int_equal(store_raft_bootstrap(fx->s, &conf, NULL, &err), 0);
+    struct raft_init_state in = load_ok(fx->s);
+    assert_true(in.snapshot.index == 1 && in.snapshot.term == 1 && in.applied == 1);
+    store_raft_init_free(&in);
+}
+
 static void truncates_conflicting_suffix(void **state)
 {
     struct store_fx *fx = *state;
@@ -1011,6 +1058,10 @@ int main(void)
                                         fixture_store_teardown),
         cmocka_unit_test_setup_teardown(store_without_raft_log_is_refused, fixture_store_setup,
                                         fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(bootstrap_writes_founding_entries, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(bootstrap_refuses_first_entry_over_applied_state,
+                                        fixture_store_setup, fixture_store_teardown),
         cmocka_unit_test_setup_teardown(truncates_conflicting_suffix, fixture_store_setup,
                                         fixture_store_teardown),
         cmocka_unit_test_setup_teardown(snapshot_and_compaction, fixture_store_setup,
