@@ -13,6 +13,7 @@
  * snapshot job in flight. The node is freed once both handles are closed
  * and no job is in flight, whichever happens last (maybe_free). */
 #include "manager/raft/node.h"
+#include "manager/raft/node_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -25,74 +26,6 @@
 
 #define DEFAULT_TICK_MS 50
 #define DEFAULT_ELECTION_TICK 10
-
-struct proposal {
-    Swarmc__StoreEntry *entry; /* owned until packed into the core's log */
-    uint64_t index, term;      /* set once in the core's log */
-    store_commit_cb cb;
-    void *arg;
-    struct proposal *next;
-};
-
-struct queue {
-    struct proposal *head;
-    struct proposal **tail;
-};
-
-struct read_request {
-    uint64_t ctx;
-    raft_node_read_cb cb;
-    void *arg;
-    struct read_request *next;
-};
-
-enum snapshot_step { SNAP_IDLE, SNAP_TAKING, SNAP_TAKEN, SNAP_SAVING };
-
-struct raft_node {
-    struct store_log log; /* what writers hold: container of this node */
-    uv_loop_t *loop;
-    struct store *store;
-    struct raft_options core_opt;
-    struct raft *core;
-    struct raft_transport *transport;
-    void (*on_leadership)(void *arg, bool leader, uint64_t leader_id);
-    void *on_leadership_arg;
-    uv_timer_t ticker;
-    uv_idle_t kick;
-    uint64_t ticks;
-
-    struct queue held;    /* not yet in the core: an election is under way */
-    uint64_t held_since;  /* tick at which held became non-empty */
-    struct queue waiting; /* in the core's log, in index order */
-    struct read_request *reads;
-    uint64_t next_read_ctx;
-    uint64_t leader_id;
-    bool leader;
-
-    /* The ready being written; the results and outcome are set on the
-     * threadpool, read on the loop after the job (libuv orders both). */
-    struct raft_ready *rd;
-    uv_work_t persist_job;
-    struct store_apply_result *results;
-    int persist_status;
-    struct swm_err persist_err;
-    bool reload_after_persist; /* the core must be recreated from storage */
-
-    /* Snapshot: take (threadpool) -> done (loop, once the core has applied
-     * that far) -> save and compact (threadpool). */
-    enum snapshot_step snap_step;
-    uv_work_t snap_job;
-    uint64_t snap_wanted;
-    struct swm_buf snap_data;
-    uint64_t snap_index, compact_to;
-    struct raft_snapshot_meta snap_meta;
-    int snap_status;
-    struct swm_err snap_err;
-
-    struct swm_err dead; /* code != 0: the node stopped on this failure */
-    int open_handles;
-    bool closing;
-};
 
 static struct raft_node *node_of(struct store_log *log)
 {
@@ -140,7 +73,7 @@ static void fail_queue(struct queue *q, const struct swm_err *err)
         proposal_done(p, err->code, 0, err);
 }
 
-static void not_leader_err(const struct raft_node *n, struct swm_err *err, const char *what)
+void raft_node__not_leader_err(const struct raft_node *n, struct swm_err *err, const char *what)
 {
     if (n->leader_id != 0)
         swm_err_set(err, SWM_ENOTLEADER,
@@ -164,7 +97,7 @@ static void fail_reads(struct raft_node *n, const struct swm_err *err)
 
 static void on_kick(uv_idle_t *h);
 
-static void kick(struct raft_node *n)
+void raft_node__kick(struct raft_node *n)
 {
     if (!n->closing)
         uv_idle_start(&n->kick, on_kick);
@@ -210,10 +143,11 @@ static void set_leadership(struct raft_node *n, bool leader, uint64_t leader_id)
         /* Like SwarmKit's ErrLostLeadership: whether these commit is up to
          * the next leader, so their writers must not wait for it. */
         struct swm_err err;
-        not_leader_err(n, &err,
-                       "leadership was lost before the write committed (it may still "
-                       "be applied)");
+        raft_node__not_leader_err(n, &err,
+                                  "leadership was lost before the write committed (it may still "
+                                  "be applied)");
         fail_queue(&n->waiting, &err);
+        raft_node__change_fail(n, &err);
     }
     if (changed && n->on_leadership != NULL)
         n->on_leadership(n->on_leadership_arg, leader, leader_id);
@@ -233,6 +167,7 @@ static void die(struct raft_node *n, const struct swm_err *err)
     fail_queue(&n->held, err);
     fail_queue(&n->waiting, err);
     fail_reads(n, err);
+    raft_node__change_fail(n, err);
 }
 
 /* After a failed write or an allocation failure inside the core: the core
@@ -250,7 +185,7 @@ static void reload_core(struct raft_node *n, const struct swm_err *why)
         return;
     }
     set_leadership(n, false, 0);
-    kick(n);
+    raft_node__kick(n);
 }
 
 /* --- sending ---------------------------------------------------------------- */
@@ -297,7 +232,7 @@ static void submit_held(struct raft_node *n)
     struct swm_err err;
     if (rc < 0) {
         if (rc == SWM_ENOTLEADER)
-            not_leader_err(n, &err, "proposing a write");
+            raft_node__not_leader_err(n, &err, "proposing a write");
         else
             swm_err_set(&err, rc, "proposing a write: %s", swm_strerror(rc));
         fail_queue(&n->held, &err);
@@ -323,7 +258,7 @@ static void route_held(struct raft_node *n)
         submit_held(n);
     } else if (raft_leader(n->core) != 0) {
         struct swm_err err;
-        not_leader_err(n, &err, "proposing a write");
+        raft_node__not_leader_err(n, &err, "proposing a write");
         fail_queue(&n->held, &err);
     }
 }
@@ -345,7 +280,7 @@ static int node_propose(struct store_log *log, Swarmc__StoreEntry *entry, store_
     if (n->held.head == NULL)
         n->held_since = n->ticks;
     queue_push(&n->held, p);
-    kick(n);
+    raft_node__kick(n);
     return 0;
 }
 
@@ -383,7 +318,7 @@ static void answer_reads(struct raft_node *n, const struct raft_ready *rd)
         *pp = r->next;
         struct swm_err err = {0};
         if (rs->status != 0)
-            not_leader_err(n, &err, "reading");
+            raft_node__not_leader_err(n, &err, "reading");
         r->cb(r->arg, rs->status != 0 ? err.code : 0, &err);
         swm_free(r);
     }
@@ -505,8 +440,10 @@ static void ready_done(struct raft_node *n, struct raft_ready *rd)
 {
     send_messages(n, rd->messages_after_persist, rd->n_messages_after_persist);
     store_deliver_events(n->store);
-    if (rd->n_committed > 0)
+    if (rd->n_committed > 0) {
         complete_committed(n, rd, n->results);
+        raft_node__change_committed(n, rd);
+    }
     answer_reads(n, rd);
     if (rd->snapshot_request > n->snap_wanted)
         n->snap_wanted = rd->snapshot_request;
@@ -560,14 +497,14 @@ static void drive(struct raft_node *n)
         return;
     struct raft_ready *rd;
     if (raft_ready(n->core, &rd) < 0) {
-        kick(n); /* -ENOMEM: nothing changed; retry on the next turn */
+        raft_node__kick(n); /* -ENOMEM: nothing changed; retry on the next turn */
         return;
     }
     leadership_from(n, rd);
     send_messages(n, rd->messages, rd->n_messages);
     if (!needs_write(rd)) {
         ready_done(n, rd);
-        kick(n);
+        raft_node__kick(n);
         return;
     }
     n->rd = rd;
@@ -600,12 +537,13 @@ static void on_tick(uv_timer_t *h)
         return;
     n->ticks++;
     raft_tick(n->core); /* -ENOMEM: the next tick retries */
+    raft_node__change_tick(n);
     if (n->held.head != NULL && n->ticks - n->held_since > 2 * n->core_opt.election_tick) {
         struct swm_err err;
-        not_leader_err(n, &err, "proposing a write");
+        raft_node__not_leader_err(n, &err, "proposing a write");
         fail_queue(&n->held, &err);
     }
-    kick(n);
+    raft_node__kick(n);
 }
 
 static void on_frame(void *arg, const void *frame, size_t len)
@@ -638,7 +576,7 @@ static void on_frame(void *arg, const void *frame, size_t len)
         else
             reload_core(n, &err);
     }
-    kick(n);
+    raft_node__kick(n);
 }
 
 /* --- open and close ------------------------------------------------------------ */
@@ -660,6 +598,7 @@ static void maybe_free(struct raft_node *n)
     fail_queue(&n->held, &err);
     fail_queue(&n->waiting, &err);
     fail_reads(n, &err);
+    raft_node__change_fail(n, &err);
     snapshot_reset(n);
     raft_free(n->core);
     swm_free(n);
@@ -711,7 +650,7 @@ static int start_handles(struct raft_node *n, unsigned tick_ms, struct swm_err *
     }
     if (rc < 0)
         return swm_err_set(err, rc, "starting the raft node: %s", uv_strerror(rc));
-    kick(n);
+    raft_node__kick(n);
     return 0;
 }
 
@@ -777,7 +716,7 @@ int raft_node_read_barrier(struct raft_node *n, raft_node_read_cb cb, void *arg)
         return rc;
     }
     n->reads = r;
-    kick(n);
+    raft_node__kick(n);
     return 0;
 }
 

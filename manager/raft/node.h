@@ -81,6 +81,33 @@ struct store_log *raft_node_log(struct raft_node *n);
 typedef void (*raft_node_read_cb)(void *arg, int status, const struct swm_err *err);
 int raft_node_read_barrier(struct raft_node *n, raft_node_read_cb cb, void *arg);
 
+/* --- membership (leader only; one change at a time) ----------------------- */
+
+/* Called once when a change completes (status 0) or fails (err says why:
+ * SWM_ENOTLEADER when leadership was lost, -ETIMEDOUT when a learner did
+ * not catch up, SWM_ESHUTDOWN). */
+typedef void (*raft_node_change_cb)(void *arg, int status, const struct swm_err *err);
+
+/* Adds member id: first as a learner, then, once its log is within 100
+ * entries of the leader's, promoted to voter (Raft thesis §4.2.1). The
+ * transport must already know how to reach id. A joining member opens its
+ * node with no bootstrap configuration and an empty store, and waits for
+ * the leader. Returns 0, SWM_ENOTLEADER, SWM_EINUSE (a change is under
+ * way), SWM_EEXISTS (already a member, or removed before: ids are never
+ * reused), -EINVAL, -ENOMEM. */
+int raft_node_add_voter(struct raft_node *n, uint64_t id, raft_node_change_cb cb, void *arg);
+
+/* Removes member id (a voter or a learner; not the last voter). Returns
+ * like raft_node_add_voter, SWM_ENOTFOUND for a non-member. */
+int raft_node_remove_member(struct raft_node *n, uint64_t id, raft_node_change_cb cb, void *arg);
+
+/* Hands leadership to voter `to` (thesis §3.10; before a leader is demoted
+ * or leaves). Proposals fail with SWM_ENOTLEADER meanwhile. Returns 0,
+ * SWM_ENOTLEADER, SWM_ENOTFOUND, -EINVAL. */
+int raft_node_transfer_leadership(struct raft_node *n, uint64_t to);
+
+/* --- queries ----------------------------------------------------------------- */
+
 bool raft_node_is_leader(const struct raft_node *n);
 /* The leader's raft id, 0 while unknown. */
 uint64_t raft_node_leader(const struct raft_node *n);

@@ -34,6 +34,7 @@ struct fx {
     struct raft_mem_hub *hub; /* NULL for one member */
     struct member m[MAX_MEMBERS];
     size_t n;
+    size_t founders; /* members 0..founders-1 form the first configuration */
     uint64_t snapshot_threshold;
 };
 
@@ -77,12 +78,12 @@ static bool outcome_done(struct fx *fx, void *arg)
 static int open_member(struct fx *fx, size_t i, struct swm_err *err)
 {
     struct raft_server servers[MAX_MEMBERS];
-    for (size_t k = 0; k < fx->n; k++)
+    for (size_t k = 0; k < fx->founders; k++)
         servers[k] = (struct raft_server){.id = fx->m[k].id, .role = RAFT_VOTER};
-    struct raft_configuration conf = {.servers = servers, .n_servers = fx->n};
+    struct raft_configuration conf = {.servers = servers, .n_servers = fx->founders};
     struct raft_node_options o = {.id = fx->m[i].id,
                                   .tick_ms = 10,
-                                  .bootstrap = &conf,
+                                  .bootstrap = i < fx->founders ? &conf : NULL, /* else joining */
                                   .snapshot_threshold = fx->snapshot_threshold,
                                   .snapshot_trailing = 5};
     struct raft_transport *t = NULL;
@@ -112,6 +113,7 @@ static struct fx *fx_new(size_t n, uint64_t snapshot_threshold)
     struct fx *fx = calloc(1, sizeof(*fx));
     assert_int_equal(uv_loop_init(&fx->loop), 0);
     fx->n = n;
+    fx->founders = n;
     fx->snapshot_threshold = snapshot_threshold;
     if (n > 1)
         assert_int_equal(raft_mem_hub_open(&fx->loop, &fx->hub), 0);
@@ -423,6 +425,88 @@ static void lagging_follower_catches_up_from_a_snapshot(void **state)
     assert_true(task_version(fx, lag, "t40") == task_version(fx, l, "t40"));
 }
 
+/* --- membership -------------------------------------------------------------- */
+
+static void on_change(void *arg, int status, const struct swm_err *err)
+{
+    on_commit(arg, status, 0, err);
+}
+
+static size_t voters_of(struct fx *fx, size_t i)
+{
+    return raft_configuration_voters(raft_configuration_current(raft_node_core(fx->m[i].node)));
+}
+
+static void joining_member_catches_up_and_votes(void **state)
+{
+    struct fx *fx = fx_new(3, 20);
+    *state = fx;
+    fx->founders = 2;
+    start_member(fx, 0);
+    start_member(fx, 1);
+    size_t l = leader(fx, SIZE_MAX);
+    char id[16];
+    for (int i = 0; i < 60; i++) { /* past a snapshot: the joiner needs it */
+        snprintf(id, sizeof(id), "t%d", i);
+        write_task(fx, l, id);
+    }
+    start_member(fx, 2); /* empty store, no configuration: waits for the leader */
+    struct outcome o = {0};
+    assert_int_equal(raft_node_add_voter(fx->m[l].node, fx->m[2].id, on_change, &o), 0);
+    assert_int_equal(raft_node_add_voter(fx->m[l].node, 0x999, on_change, &o), SWM_EINUSE);
+    run_until(fx, outcome_done, &o, "the new member to become a voter");
+    if (o.status != 0)
+        fail_msg("adding a voter: %s", o.msg);
+    assert_int_equal(voters_of(fx, l), 3);
+    wait_task(fx, 2, "t59");
+    /* It votes: with the other founder down, the leader still commits. */
+    size_t other = 1 - l;
+    stop_member(fx, other);
+    write_task(fx, l, "after");
+    wait_task(fx, 2, "after");
+}
+
+static void removed_member_no_longer_counts(void **state)
+{
+    struct fx *fx = *state;
+    size_t l = leader(fx, SIZE_MAX);
+    size_t gone = (l + 1) % fx->n, stay = (l + 2) % fx->n;
+    write_task(fx, l, "t0"); /* the leader's first entry is committed */
+    struct outcome o = {0};
+    assert_int_equal(raft_node_remove_member(fx->m[l].node, 0x777, on_change, &o), SWM_ENOTFOUND);
+    assert_int_equal(raft_node_remove_member(fx->m[l].node, fx->m[gone].id, on_change, &o), 0);
+    run_until(fx, outcome_done, &o, "the removal");
+    assert_int_equal(o.status, 0);
+    assert_int_equal(voters_of(fx, l), 2);
+    assert_true(raft_configuration_is_removed(
+        raft_configuration_current(raft_node_core(fx->m[l].node)), fx->m[gone].id));
+    /* Ids are never reused. */
+    assert_int_equal(raft_node_add_voter(fx->m[l].node, fx->m[gone].id, on_change, &o),
+                     SWM_EEXISTS);
+    stop_member(fx, gone);
+    write_task(fx, l, "t1"); /* a quorum of the two that remain */
+    wait_task(fx, stay, "t1");
+}
+
+static bool is_leader(struct fx *fx, void *arg)
+{
+    size_t i = *(size_t *)arg;
+    return raft_node_is_leader(fx->m[i].node);
+}
+
+static void leadership_moves_on_request(void **state)
+{
+    struct fx *fx = *state;
+    size_t l = leader(fx, SIZE_MAX);
+    write_task(fx, l, "t1");
+    size_t to = (l + 1) % fx->n;
+    wait_task(fx, to, "t1");
+    assert_int_equal(raft_node_transfer_leadership(fx->m[l].node, fx->m[l].id), -EINVAL);
+    assert_int_equal(raft_node_transfer_leadership(fx->m[l].node, fx->m[to].id), 0);
+    run_until(fx, is_leader, &to, "the transfer");
+    write_task(fx, to, "t2");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -439,6 +523,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(isolated_leader_is_replaced_and_catches_up, setup3,
                                         teardown),
         cmocka_unit_test_teardown(lagging_follower_catches_up_from_a_snapshot, teardown),
+        cmocka_unit_test_teardown(joining_member_catches_up_and_votes, teardown),
+        cmocka_unit_test_setup_teardown(removed_member_no_longer_counts, setup3, teardown),
+        cmocka_unit_test_setup_teardown(leadership_moves_on_request, setup3, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
