@@ -101,6 +101,18 @@ static void send_full_set(struct dispatcher_session *sess)
     store_free_list(tasks, n);
 }
 
+/* Each agent gets the cluster's period minus up to 10%, at random (like
+ * SwarmKit's heartbeat epsilon): agents that started together do not
+ * heartbeat in lockstep, and every one still reports well within the three
+ * periods after which its node is DOWN. */
+static int64_t jittered_period(struct dispatcher *d)
+{
+    d->jitter_state = d->jitter_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    uint64_t tenth = (uint64_t)d->heartbeat_ns / 10;
+    return tenth == 0 ? d->heartbeat_ns
+                      : d->heartbeat_ns - (int64_t)((d->jitter_state >> 33) % tenth);
+}
+
 static void send_session(struct dispatcher_session *sess)
 {
     Swarmc__DispatcherMessage out = SWARMC__DISPATCHER_MESSAGE__INIT;
@@ -109,7 +121,7 @@ static void send_session(struct dispatcher_session *sess)
     dispatcher__send(sess, &out);
     Swarmc__DispatcherMessage period = SWARMC__DISPATCHER_MESSAGE__INIT;
     period.msg_case = SWARMC__DISPATCHER_MESSAGE__MSG_HEARTBEAT_PERIOD;
-    period.heartbeat_period = sess->d->heartbeat_ns;
+    period.heartbeat_period = jittered_period(sess->d);
     dispatcher__send(sess, &period);
 }
 

@@ -22,6 +22,7 @@ int dispatcher_open(uv_loop_t *loop, struct store *s, struct store_log *log, int
     d->store = s;
     d->log = log;
     d->heartbeat_ns = heartbeat_ns > 0 ? heartbeat_ns : 5 * SWM_NS_PER_SEC;
+    d->jitter_state = uv_hrtime();
     uv_timer_init(loop, &d->heartbeat_timer);
     d->heartbeat_timer.data = d;
     uint64_t period_ms = (uint64_t)(d->heartbeat_ns / SWM_NS_PER_MS);

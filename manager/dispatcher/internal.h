@@ -33,6 +33,7 @@ struct dispatcher {
     struct store *store;
     struct store_log *log;
     int64_t heartbeat_ns;
+    uint64_t jitter_state; /* LCG for the heartbeat jitter */
     uv_timer_t heartbeat_timer;
     struct dispatcher_session *sessions;
     /* Status reports waiting for the next write, and the batch in flight
