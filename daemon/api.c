@@ -13,14 +13,20 @@
 
 #define MAX_FRAME (64u << 20)
 
+/* The server is freed once its pipe and every connection's pipe are
+ * closed (refs); closing it closes its connections. */
 struct api_server {
     struct node_daemon *nd;
     uv_pipe_t pipe;
     char path[108];
+    struct api_conn *conns; /* open connections */
+    int refs;               /* the listening pipe + every open connection */
 };
 
 struct api_conn {
-    struct api_server *srv;
+    struct node_daemon *nd; /* outlives the connection, unlike srv */
+    struct api_server *srv; /* NULL once the pipe is closed */
+    struct api_conn *next, **prev;
     uv_pipe_t pipe;
     struct swm_buf in;
     int refs; /* the pipe handle + every request still being answered */
@@ -51,9 +57,20 @@ int daemon__api_conn_closed(const struct api_conn *conn)
     return conn->closed;
 }
 
+static void server_unref(struct api_server *srv)
+{
+    if (--srv->refs == 0)
+        swm_free(srv);
+}
+
 static void conn_closed(uv_handle_t *handle)
 {
-    daemon__api_conn_unref(handle->data);
+    struct api_conn *conn = handle->data;
+    if ((*conn->prev = conn->next) != NULL)
+        conn->next->prev = conn->prev;
+    server_unref(conn->srv);
+    conn->srv = NULL;
+    daemon__api_conn_unref(conn);
 }
 
 static void conn_close(struct api_conn *conn)
@@ -124,7 +141,7 @@ static void reply_error(struct api_conn *conn, int code, const char *msg)
 
 static void handle_leave(struct api_conn *conn, const Swarmc__LeaveRequest *req)
 {
-    struct node_daemon *nd = conn->srv->nd;
+    struct node_daemon *nd = conn->nd;
     if (!req->force) {
         reply_error(conn, -EPERM,
                     "You are attempting to leave the swarm on a node that is participating as a "
@@ -145,7 +162,7 @@ struct barrier_wait {
 
 static void dispatch_controlapi(struct api_conn *conn, const Swarmc__ControlRequest *req)
 {
-    struct node_daemon *nd = conn->srv->nd;
+    struct node_daemon *nd = conn->nd;
     daemon__api_conn_ref(conn);
     if (controlapi_handle(nd->controlapi, req, reply, conn) == SWM_ENOTSUP) {
         daemon__api_conn_unref(conn);
@@ -158,7 +175,7 @@ static void barrier_passed(void *arg, int status, const struct swm_err *err)
     struct barrier_wait *w = arg;
     if (status < 0)
         reply_error(w->conn, status, err->msg);
-    else if (w->conn->srv->nd->stopping)
+    else if (w->conn->nd->stopping)
         reply_error(w->conn, SWM_ESHUTDOWN, "the daemon is shutting down");
     else
         dispatch_controlapi(w->conn, w->req);
@@ -181,7 +198,7 @@ static void handle_controlapi(struct api_conn *conn, Swarmc__ControlRequest *req
     }
     *w = (struct barrier_wait){.conn = conn, .req = req};
     daemon__api_conn_ref(conn);
-    int rc = raft_node_read_barrier(conn->srv->nd->raft, barrier_passed, w);
+    int rc = raft_node_read_barrier(conn->nd->raft, barrier_passed, w);
     if (rc < 0) {
         struct swm_err err;
         swm_err_set(&err, rc, "%s",
@@ -193,7 +210,7 @@ static void handle_controlapi(struct api_conn *conn, Swarmc__ControlRequest *req
 /* Takes ownership of req. */
 static void handle_request(struct api_conn *conn, Swarmc__ControlRequest *req)
 {
-    struct node_daemon *nd = conn->srv->nd;
+    struct node_daemon *nd = conn->nd;
     if (nd->stopping) {
         reply_error(conn, SWM_ESHUTDOWN, "the daemon is shutting down");
         proto_free(req);
@@ -280,8 +297,15 @@ static void on_connection(uv_stream_t *server, int status)
     struct api_conn *conn = swm_calloc(1, sizeof(*conn));
     if (conn == NULL)
         return;
+    conn->nd = srv->nd;
     conn->srv = srv;
     conn->refs = 1;
+    conn->next = srv->conns;
+    conn->prev = &srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = &conn->next;
+    srv->conns = conn;
+    srv->refs++;
     uv_pipe_init(&srv->nd->loop, &conn->pipe, 0);
     conn->pipe.data = conn;
     if (uv_accept(server, (uv_stream_t *)&conn->pipe) < 0 ||
@@ -303,6 +327,7 @@ int daemon__api_open(struct node_daemon *nd, const char *path, struct api_server
     }
     snprintf(srv->path, sizeof(srv->path), "%s", path);
     srv->nd = nd;
+    srv->refs = 1;
     uv_pipe_init(&nd->loop, &srv->pipe, 0);
     srv->pipe.data = srv;
     unlink(path);
@@ -321,7 +346,7 @@ int daemon__api_open(struct node_daemon *nd, const char *path, struct api_server
 
 static void server_closed(uv_handle_t *handle)
 {
-    swm_free(handle->data);
+    server_unref(handle->data);
 }
 
 void daemon__api_close(struct api_server *srv)
@@ -329,5 +354,9 @@ void daemon__api_close(struct api_server *srv)
     if (srv == NULL)
         return;
     unlink(srv->path);
+    /* Requests still being answered keep their connection's memory (refs);
+     * their replies are dropped. Idle clients no longer hold the loop. */
+    for (struct api_conn *c = srv->conns; c != NULL; c = c->next)
+        conn_close(c);
     uv_close((uv_handle_t *)&srv->pipe, server_closed);
 }

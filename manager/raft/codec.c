@@ -338,6 +338,27 @@ static void *copy_bytes(const ProtobufCBinaryData *b)
     return p;
 }
 
+/* A configuration entry that does not decode would stop the member that
+ * appends it (the core treats it as a damaged log): refuse it at the wire. */
+static int check_conf_entries(const struct raft_message *m, struct swm_err *err)
+{
+    for (size_t i = 0; i < m->n_entries; i++) {
+        const struct raft_entry *e = &m->entries[i];
+        if (e->type != RAFT_ENTRY_CONF)
+            continue;
+        struct raft_configuration c = {0};
+        struct swm_err cerr = {0};
+        int rc = raft_configuration_decode(e->data, e->len, &c, &cerr);
+        raft_configuration_free(&c);
+        if (rc == -ENOMEM)
+            return swm_err_set(err, rc, "out of memory");
+        if (rc < 0)
+            return swm_err_set(err, SWM_EPROTO, "append entry %llu: bad configuration: %s",
+                               (unsigned long long)e->index, cerr.msg);
+    }
+    return 0;
+}
+
 int raft_message_decode(const void *data, size_t len, size_t max_size, struct raft_message **out,
                         struct swm_err *err)
 {
@@ -422,6 +443,8 @@ int raft_message_decode(const void *data, size_t len, size_t max_size, struct ra
         }
     }
     rc = check_message(m, err);
+    if (rc == 0)
+        rc = check_conf_entries(m, err);
     if (rc < 0)
         goto fail;
     proto_free(pb);

@@ -82,7 +82,23 @@ static int start(struct raft_node *n, enum raft_conf_change type, uint64_t id,
 
 int raft_node_add_voter(struct raft_node *n, uint64_t id, raft_node_change_cb cb, void *arg)
 {
-    return start(n, RAFT_CC_ADD_LEARNER, id, cb, arg);
+    const struct raft_server *s =
+        n->core != NULL ? raft_configuration_get(raft_configuration_current(n->core), id) : NULL;
+    if (s == NULL || s->role != RAFT_LEARNER)
+        return start(n, RAFT_CC_ADD_LEARNER, id, cb, arg);
+    /* A learner left by an earlier attempt (it did not catch up in time):
+     * go on waiting for it instead of refusing a known member. */
+    if (n->change != NULL)
+        return SWM_EINUSE;
+    if (raft_state(n->core) != RAFT_LEADER)
+        return SWM_ENOTLEADER;
+    struct member_change *c = swm_malloc(sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    *c = (struct member_change){
+        .step = STEP_CATCHING_UP, .id = id, .since = n->ticks, .cb = cb, .arg = arg};
+    n->change = c;
+    return 0;
 }
 
 int raft_node_remove_member(struct raft_node *n, uint64_t id, raft_node_change_cb cb, void *arg)
@@ -92,8 +108,10 @@ int raft_node_remove_member(struct raft_node *n, uint64_t id, raft_node_change_c
 
 int raft_node_transfer_leadership(struct raft_node *n, uint64_t to)
 {
-    if (n->closing || n->core == NULL)
+    if (n->closing)
         return SWM_ESHUTDOWN;
+    if (n->core == NULL)
+        return n->dead.code;
     int rc = raft_transfer_leadership(n->core, to);
     if (rc == 0)
         raft_node__kick(n);

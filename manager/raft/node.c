@@ -178,13 +178,15 @@ static void reload_core(struct raft_node *n, const struct swm_err *why)
     raft_free(n->core);
     n->core = NULL;
     struct swm_err err;
-    swm_err_set(&err, why->code, "the write was not committed: %s", why->msg);
-    fail_queue(&n->waiting, &err);
+    /* Waiting writes may still commit (their entries may be durable here
+     * or on followers): set_leadership fails them as outcome unknown. */
+    set_leadership(n, false, 0);
+    raft_node__not_leader_err(n, &err, "reading: the raft state was reloaded");
+    fail_reads(n, &err);
     if (load_core(n, &err) < 0) {
         die(n, &err);
         return;
     }
-    set_leadership(n, false, 0);
     raft_node__kick(n);
 }
 
@@ -231,7 +233,9 @@ static void submit_held(struct raft_node *n)
     swm_free(bufs);
     struct swm_err err;
     if (rc < 0) {
-        if (rc == SWM_ENOTLEADER)
+        if (rc == SWM_ENOTLEADER && raft_state(n->core) == RAFT_LEADER)
+            swm_err_set(&err, rc, "proposing a write: leadership is being transferred; retry");
+        else if (rc == SWM_ENOTLEADER)
             raft_node__not_leader_err(n, &err, "proposing a write");
         else
             swm_err_set(&err, rc, "proposing a write: %s", swm_strerror(rc));
@@ -335,6 +339,15 @@ static void snapshot_reset(struct raft_node *n)
     n->snap_step = SNAP_IDLE;
 }
 
+/* The core asks once per threshold: a failed attempt is asked again by
+ * the node itself, at the next ready, or the log would grow forever. */
+static void snapshot_failed(struct raft_node *n)
+{
+    if (n->snap_requested > n->snap_wanted)
+        n->snap_wanted = n->snap_requested;
+    snapshot_reset(n);
+}
+
 static void save_snapshot(uv_work_t *job)
 {
     struct raft_node *n = job->data;
@@ -354,14 +367,17 @@ static void after_save(uv_work_t *job, int status)
     else
         swm_log_warn("raft: saving the snapshot at index %" PRIu64 " failed: %s",
                      n->snap_meta.index, status < 0 ? uv_strerror(status) : n->snap_err.msg);
-    snapshot_reset(n);
+    if (n->snap_status == 0 && status == 0)
+        snapshot_reset(n);
+    else
+        snapshot_failed(n);
     maybe_free(n);
 }
 
 /* The core takes the snapshot only once it has applied that far itself. */
 static void hand_snapshot_to_core(struct raft_node *n)
 {
-    if (n->snap_step != SNAP_TAKEN || n->core == NULL ||
+    if (n->snap_step != SNAP_TAKEN || n->core == NULL || n->closing ||
         raft_applied_index(n->core) < n->snap_index)
         return;
     int rc = raft_snapshot_done(n->core, n->snap_index, n->snap_data.data, n->snap_data.len,
@@ -369,13 +385,13 @@ static void hand_snapshot_to_core(struct raft_node *n)
     if (rc < 0) {
         swm_log_warn("raft: the snapshot at index %" PRIu64 " was not used: %s", n->snap_index,
                      swm_strerror(rc));
-        snapshot_reset(n);
+        snapshot_failed(n);
         return;
     }
     n->snap_step = SNAP_SAVING;
     n->snap_job.data = n;
     if (uv_queue_work(n->loop, &n->snap_job, save_snapshot, after_save) < 0)
-        snapshot_reset(n);
+        snapshot_failed(n);
 }
 
 static void take_snapshot(uv_work_t *job)
@@ -392,7 +408,7 @@ static void after_take(uv_work_t *job, int status)
         if (!n->closing)
             swm_log_warn("raft: taking a snapshot failed: %s",
                          status < 0 ? uv_strerror(status) : n->snap_err.msg);
-        snapshot_reset(n);
+        snapshot_failed(n);
         maybe_free(n);
         return;
     }
@@ -405,11 +421,12 @@ static void maybe_snapshot(struct raft_node *n)
     if (n->snap_step != SNAP_IDLE || n->snap_wanted == 0 || n->closing || n->core == NULL ||
         raft_applied_index(n->core) < n->snap_wanted)
         return;
+    n->snap_requested = n->snap_wanted;
     n->snap_wanted = 0;
     n->snap_step = SNAP_TAKING;
     n->snap_job.data = n;
     if (uv_queue_work(n->loop, &n->snap_job, take_snapshot, after_take) < 0)
-        snapshot_reset(n);
+        snapshot_failed(n);
 }
 
 /* --- readies ------------------------------------------------------------------ */
@@ -436,15 +453,22 @@ static void persist_ready(uv_work_t *job)
 static void drive(struct raft_node *n);
 
 /* The ready is durable and applied (or needed no write). */
-static void ready_done(struct raft_node *n, struct raft_ready *rd)
+/* What follows a durable write whether or not the core advances: the
+ * watchers, the writers whose entries committed, the readers. */
+static void ready_applied(struct raft_node *n, const struct raft_ready *rd)
 {
-    send_messages(n, rd->messages_after_persist, rd->n_messages_after_persist);
     store_deliver_events(n->store);
     if (rd->n_committed > 0) {
         complete_committed(n, rd, n->results);
         raft_node__change_committed(n, rd);
     }
     answer_reads(n, rd);
+}
+
+static void ready_done(struct raft_node *n, struct raft_ready *rd)
+{
+    send_messages(n, rd->messages_after_persist, rd->n_messages_after_persist);
+    ready_applied(n, rd);
     if (rd->snapshot_request > n->snap_wanted)
         n->snap_wanted = rd->snapshot_request;
     raft_advance(n->core, rd);
@@ -460,13 +484,25 @@ static void after_persist(uv_work_t *job, int status)
     struct raft_node *n = job->data;
     struct raft_ready *rd = n->rd;
     n->rd = NULL;
+    if (n->core == NULL) { /* the node died during the write */
+        raft_ready_free(rd);
+        swm_free(n->results);
+        n->results = NULL;
+        n->reload_after_persist = false;
+        maybe_free(n);
+        return;
+    }
     if (status < 0)
         n->persist_status =
             swm_err_set(&n->persist_err, status, "writing the raft log: %s", uv_strerror(status));
     if (n->persist_status < 0 || n->reload_after_persist) {
         struct swm_err why = n->persist_err;
-        if (n->persist_status == 0)
+        if (n->persist_status == 0) {
+            /* The write is durable: its writers, readers and watchers hear
+             * of it before the core is rebuilt. */
+            ready_applied(n, rd);
             swm_err_set(&why, -ENOMEM, "out of memory while stepping a message");
+        }
         n->reload_after_persist = false;
         raft_ready_free(rd);
         swm_free(n->results);
@@ -530,6 +566,25 @@ static void on_kick(uv_idle_t *h)
     drive(n);
 }
 
+/* A read whose leadership round never completes (lost messages, a
+ * partition) fails after two election timeouts instead of waiting forever. */
+static void expire_reads(struct raft_node *n)
+{
+    struct read_request **pp = &n->reads;
+    while (*pp != NULL) {
+        struct read_request *r = *pp;
+        if (n->ticks <= r->deadline) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        struct swm_err err;
+        raft_node__not_leader_err(n, &err, "reading: leadership was not confirmed in time");
+        r->cb(r->arg, err.code, &err);
+        swm_free(r);
+    }
+}
+
 static void on_tick(uv_timer_t *h)
 {
     struct raft_node *n = h->data;
@@ -538,7 +593,11 @@ static void on_tick(uv_timer_t *h)
     n->ticks++;
     raft_tick(n->core); /* -ENOMEM: the next tick retries */
     raft_node__change_tick(n);
-    if (n->held.head != NULL && n->ticks - n->held_since > 2 * n->core_opt.election_tick) {
+    expire_reads(n);
+    /* Held while an election is under way (a leader's wait for its disk
+     * is not one). */
+    if (n->held.head != NULL && raft_state(n->core) != RAFT_LEADER &&
+        n->ticks - n->held_since > 2 * n->core_opt.election_tick) {
         struct swm_err err;
         raft_node__not_leader_err(n, &err, "proposing a write");
         fail_queue(&n->held, &err);
@@ -679,15 +738,15 @@ int raft_node_open(uv_loop_t *loop, struct store *s, const struct raft_node_opti
         swm_free(n);
         return rc;
     }
-    n->transport = transport;
-    if (transport != NULL) {
-        transport->recv = on_frame;
-        transport->recv_arg = n;
-    }
     rc = start_handles(n, opt->tick_ms ? opt->tick_ms : DEFAULT_TICK_MS, err);
     if (rc < 0) {
         raft_node_close(n); /* frees n once the handles it opened are closed */
         return rc;
+    }
+    n->transport = transport; /* only now: on failure the caller keeps it */
+    if (transport != NULL) {
+        transport->recv = on_frame;
+        transport->recv_arg = n;
     }
     *out = n;
     return 0;
@@ -709,7 +768,11 @@ int raft_node_read_barrier(struct raft_node *n, raft_node_read_cb cb, void *arg)
     struct read_request *r = swm_calloc(1, sizeof(*r));
     if (r == NULL)
         return -ENOMEM;
-    *r = (struct read_request){.ctx = ++n->next_read_ctx, .cb = cb, .arg = arg, .next = n->reads};
+    *r = (struct read_request){.ctx = ++n->next_read_ctx,
+                               .deadline = n->ticks + 2 * n->core_opt.election_tick,
+                               .cb = cb,
+                               .arg = arg,
+                               .next = n->reads};
     int rc = raft_read_index(n->core, r->ctx);
     if (rc < 0) {
         swm_free(r);

@@ -53,8 +53,9 @@ struct raft_node_options {
 
 /* Loads the raft state from s (bootstrapping it when empty, see options),
  * creates the core and starts ticking. transport may be NULL for a member
- * that is the only voter; otherwise the node takes it over (its recv is set
- * here and it is closed with the node). A node that is the only voter
+ * that is the only voter; otherwise the node takes it over when it returns
+ * 0 (its recv is set here and it is closed with the node; on failure the
+ * caller still owns it). A node that is the only voter
  * campaigns at once. s must stay open until the node has finished closing
  * (raft_node_close, then run the loop). Returns 0 and sets *out, or a
  * negative code with err set (SWM_ECORRUPT: the stored log is damaged, err

@@ -22,6 +22,7 @@ struct queue {
 
 struct read_request {
     uint64_t ctx;
+    uint64_t deadline; /* tick after which it fails: leadership not confirmed */
     raft_node_read_cb cb;
     void *arg;
     struct read_request *next;
@@ -63,7 +64,8 @@ struct raft_node {
      * that far) -> save and compact (threadpool). */
     enum snapshot_step snap_step;
     uv_work_t snap_job;
-    uint64_t snap_wanted;
+    uint64_t snap_wanted;    /* the core asked for a snapshot at this index (0: no) */
+    uint64_t snap_requested; /* the request being served, restored on failure */
     struct swm_buf snap_data;
     uint64_t snap_index, compact_to;
     struct raft_snapshot_meta snap_meta;

@@ -34,8 +34,30 @@ struct raft_mem_hub {
     struct cut cuts[MAX_CUTS];
     size_t n_cuts;
     struct frame *head, **tail;
-    bool closing;
+    bool closing, handle_closed;
 };
+
+static bool has_members(const struct raft_mem_hub *hub)
+{
+    for (size_t i = 0; i < MAX_MEMBERS; i++)
+        if (hub->members[i] != NULL)
+            return true;
+    return false;
+}
+
+/* The hub goes once its handle is closed and its last member has left. */
+static void maybe_free_hub(struct raft_mem_hub *hub)
+{
+    if (!hub->handle_closed || has_members(hub))
+        return;
+    struct frame *f = hub->head;
+    while (f != NULL) {
+        struct frame *next = f->next;
+        swm_free(f);
+        f = next;
+    }
+    swm_free(hub);
+}
 
 static struct mem_transport *find(struct raft_mem_hub *hub, uint64_t id)
 {
@@ -75,6 +97,8 @@ static int mem_send(struct raft_transport *t, uint64_t to, const void *data, siz
 {
     struct mem_transport *self = (struct mem_transport *)t;
     struct raft_mem_hub *hub = self->hub;
+    if (hub->closing)
+        return SWM_ESHUTDOWN;
     if (find(hub, to) == NULL)
         return SWM_ENOTFOUND;
     if (is_cut(hub, self->id, to))
@@ -95,10 +119,12 @@ static int mem_send(struct raft_transport *t, uint64_t to, const void *data, siz
 static void mem_close(struct raft_transport *t)
 {
     struct mem_transport *self = (struct mem_transport *)t;
+    struct raft_mem_hub *hub = self->hub;
     for (size_t i = 0; i < MAX_MEMBERS; i++)
-        if (self->hub->members[i] == self)
-            self->hub->members[i] = NULL;
+        if (hub->members[i] == self)
+            hub->members[i] = NULL;
     swm_free(self);
+    maybe_free_hub(hub);
 }
 
 static const struct raft_transport_ops mem_ops = {.send = mem_send, .close = mem_close};
@@ -155,13 +181,8 @@ int raft_mem_hub_open(uv_loop_t *loop, struct raft_mem_hub **out)
 static void hub_closed(uv_handle_t *h)
 {
     struct raft_mem_hub *hub = h->data;
-    struct frame *f = hub->head;
-    while (f != NULL) {
-        struct frame *next = f->next;
-        swm_free(f);
-        f = next;
-    }
-    swm_free(hub);
+    hub->handle_closed = true;
+    maybe_free_hub(hub);
 }
 
 void raft_mem_hub_close(struct raft_mem_hub *hub)

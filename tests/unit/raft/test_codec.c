@@ -375,12 +375,31 @@ static void test_decode_oom(void **state)
     swm_buf_free(&b);
 }
 
+/* A configuration entry that does not decode never reaches the core (it
+ * would stop the member as a damaged log). */
+static void test_bad_conf_entry(void **state)
+{
+    static const char junk[] = "\xff\xff\xff not a configuration";
+    struct raft_entry bad[] = {
+        {.term = 4, .index = 11, .type = RAFT_ENTRY_CONF, .data = junk, .len = sizeof(junk) - 1}};
+    struct raft_message m = append_msg();
+    m.entries = bad;
+    m.n_entries = 1;
+    struct swm_buf b = {0};
+    assert_int_equal(raft_message_encode(&m, &b), 0);
+    struct swm_err err = {0};
+    assert_int_equal(decode(b.data, b.len, 0, &err), SWM_EPROTO);
+    assert_non_null(strstr(err.msg, "bad configuration"));
+    swm_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_all_types), cmocka_unit_test(test_configuration_roundtrip),
         cmocka_unit_test(test_truncated),           cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_bad_fields),          cmocka_unit_test(test_decode_oom),
+        cmocka_unit_test(test_bad_conf_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
