@@ -8,6 +8,17 @@
 #include <errno.h>
 
 static void run_pass(uv_timer_t *timer);
+static void arm_wakeup(struct manager *m, int64_t wakeup_ns);
+
+/* A pass that could not be computed or written (the log lost leadership,
+ * a disk write failed) is tried again after this long even if nothing
+ * else happens meanwhile. */
+#define RETRY_NS SWM_NS_PER_SEC
+
+static void retry_later(struct manager *m)
+{
+    arm_wakeup(m, swm_now_ns() + RETRY_NS);
+}
 
 /* Runs a pass on the next turn of the loop, unless one is being written:
  * then the commit callback starts the next one. */
@@ -65,6 +76,8 @@ static void pass_committed(void *arg, int status, uint64_t index, const struct s
                   (unsigned long long)index, status, err->code, err->msg);
     if (status < 0 || (err->code != 0 && err->code != SWM_ESTALE))
         swm_log_warn("manager: reconcile pass not written error=\"%s\"", err->msg);
+    if (status < 0)
+        retry_later(m);
     /* A stale pass lost a race with another writer: run again on fresh
      * state. Any other outcome also warrants a look at what changed. */
     if (status == 0 && err->code == SWM_ESTALE)
@@ -83,6 +96,7 @@ static void run_pass(uv_timer_t *timer)
     int rc = manager__reconcile(m->store, swm_now_ns(), &entry, &wakeup_ns, &err);
     if (rc < 0) {
         swm_log_error("manager: reconcile failed error=\"%s\"", err.msg);
+        retry_later(m);
         return;
     }
     arm_wakeup(m, wakeup_ns);
@@ -92,6 +106,7 @@ static void run_pass(uv_timer_t *timer)
     if (store_log_propose(m->log, entry, pass_committed, m) < 0) {
         proto_free(entry);
         m->writing = 0;
+        retry_later(m);
     }
 }
 
