@@ -39,7 +39,7 @@ static void free_session(struct dispatcher_session *sess)
 
 void dispatcher__maybe_free(struct dispatcher *d)
 {
-    if (!d->closing || !d->timer_closed || d->writing)
+    if (!d->closing || !d->timer_closed || d->writing || d->node_writes != NULL)
         return;
     dispatcher__status_free(d);
     swm_free(d);

@@ -22,6 +22,8 @@ struct dispatcher_session {
     struct dispatcher_session *next;
 };
 
+struct node_write;
+
 struct status_item {
     char node_id[SWM_ID_LEN + 1];
     char task_id[SWM_ID_LEN + 1];
@@ -43,6 +45,8 @@ struct dispatcher {
     struct status_item *inflight;
     size_t n_inflight;
     int writing;
+    struct node_write *node_writes; /* node state writes in flight (status.c) */
+    uint64_t node_write_seq;
     int closing;
     int timer_closed;
 };
@@ -52,8 +56,9 @@ void dispatcher__register(struct dispatcher_session *sess, const Swarmc__Registe
 void dispatcher__queue_status(struct dispatcher *d, const char *node_id,
                               const Swarmc__TaskStatusUpdate *update);
 void dispatcher__status_free(struct dispatcher *d);
-/* Frees d once it is closing, its timer closed and no status batch is being
- * written (the log calls back even after the dispatcher closed). */
+/* Frees d once it is closing, its timer closed and no status batch or node
+ * state is being written (the log calls back even after the dispatcher
+ * closed). */
 void dispatcher__maybe_free(struct dispatcher *d);
 /* Frees the detached sessions of node_id: the node is back. */
 void dispatcher__drop_detached(struct dispatcher *d, const char *node_id);

@@ -186,20 +186,6 @@ static void flush_status(struct dispatcher *d)
     }
 }
 
-struct node_write {
-    struct dispatcher *d;
-    char node_id[SWM_ID_LEN + 1];
-};
-
-static void node_committed(void *arg, int status, uint64_t index, const struct swm_err *err)
-{
-    struct node_write *w = arg;
-    if (status < 0 || err->code != 0)
-        swm_log_warn("dispatcher: node state not written node=%s error=\"%s\"", w->node_id,
-                     err->msg);
-    swm_free(w);
-}
-
 static int set_state_fields(Swarmc__Node *node, Swarmc__NodeState state, const char *message,
                             const Swarmc__NodeDescription *description)
 {
@@ -230,31 +216,81 @@ static int set_state_fields(Swarmc__Node *node, Swarmc__NodeState state, const c
     return 0;
 }
 
-void dispatcher__set_node_state(struct dispatcher *d, const char *node_id, Swarmc__NodeState state,
-                                const char *message, const Swarmc__NodeDescription *description)
+/* A node state write in flight. On SWM_ESTALE (the node object changed
+ * meanwhile, e.g. `node update`) it is recomputed from the fresh object and
+ * proposed again, a few times at most, unless a newer state for the same
+ * node is already on its way (writes commit in order, so a newer one is
+ * still in flight when an older one hears back). */
+#define NODE_WRITE_ATTEMPTS 5
+
+struct node_write {
+    struct dispatcher *d;
+    char node_id[SWM_ID_LEN + 1];
+    Swarmc__NodeState state;
+    char message[256];
+    Swarmc__NodeDescription *description; /* owned copy, or NULL */
+    int attempts;
+    uint64_t seq;
+    struct node_write *next, **prev; /* in d->node_writes */
+};
+
+static void node_write_free(struct node_write *w)
 {
+    struct dispatcher *d = w->d;
+    if ((*w->prev = w->next) != NULL)
+        w->next->prev = w->prev;
+    proto_free(w->description);
+    swm_free(w);
+    dispatcher__maybe_free(d);
+}
+
+static bool newer_write_pending(const struct node_write *w)
+{
+    for (const struct node_write *x = w->d->node_writes; x != NULL; x = x->next)
+        if (x->seq > w->seq && strcmp(x->node_id, w->node_id) == 0)
+            return true;
+    return false;
+}
+
+static int propose_node_state(struct node_write *w);
+
+static void node_committed(void *arg, int status, uint64_t index, const struct swm_err *err)
+{
+    struct node_write *w = arg;
+    if (status == 0 && err->code == SWM_ESTALE && !w->d->closing && !newer_write_pending(w) &&
+        w->attempts < NODE_WRITE_ATTEMPTS && propose_node_state(w) == 0)
+        return;
+    if (status < 0 || err->code != 0)
+        swm_log_warn("dispatcher: node state not written node=%s error=\"%s\"", w->node_id,
+                     err->msg);
+    node_write_free(w);
+}
+
+/* Reads the node, applies w's change to it and proposes the update.
+ * Returns 0 (node_committed will run) or a negative code. */
+static int propose_node_state(struct node_write *w)
+{
+    struct dispatcher *d = w->d;
     struct store_read *r = NULL;
     Swarmc__Node *node = NULL;
-    if (store_read_begin(d->store, &r, NULL) == 0 && store_get_node(r, node_id, &node) < 0)
+    if (store_read_begin(d->store, &r, NULL) == 0 && store_get_node(r, w->node_id, &node) < 0)
         node = NULL;
     store_read_end(r);
     if (node == NULL) {
-        swm_log_warn("dispatcher: unknown node node=%s", node_id);
-        return;
+        swm_log_warn("dispatcher: unknown node node=%s", w->node_id);
+        return SWM_ENOTFOUND;
     }
     Swarmc__StoreEntry *entry = swm_malloc(sizeof(*entry));
     Swarmc__StoreAction *a = swm_malloc(sizeof(*a));
     Swarmc__StoreAction **actions = swm_malloc(sizeof(*actions));
-    struct node_write *w = swm_calloc(1, sizeof(*w));
-    if (entry == NULL || a == NULL || actions == NULL || w == NULL ||
-        set_state_fields(node, state, message, description) < 0) {
-        swm_log_error("dispatcher: out of memory writing node state node=%s", node_id);
+    if (entry == NULL || a == NULL || actions == NULL ||
+        set_state_fields(node, w->state, w->message, w->description) < 0) {
+        swm_log_error("dispatcher: out of memory writing node state node=%s", w->node_id);
         proto_free(node);
         swm_free(entry);
         swm_free(a);
         swm_free(actions);
-        swm_free(w);
-        return;
+        return -ENOMEM;
     }
     swarmc__store_entry__init(entry);
     swarmc__store_action__init(a);
@@ -265,10 +301,35 @@ void dispatcher__set_node_state(struct dispatcher *d, const char *node_id, Swarm
     actions[0] = a;
     entry->actions = actions;
     entry->n_actions = 1;
-    w->d = d;
-    snprintf(w->node_id, sizeof(w->node_id), "%s", node_id);
-    if (store_log_propose(d->log, entry, node_committed, w) < 0) {
+    w->attempts++;
+    int rc = store_log_propose(d->log, entry, node_committed, w);
+    if (rc < 0)
         proto_free(entry);
+    return rc;
+}
+
+void dispatcher__set_node_state(struct dispatcher *d, const char *node_id, Swarmc__NodeState state,
+                                const char *message, const Swarmc__NodeDescription *description)
+{
+    struct node_write *w = swm_calloc(1, sizeof(*w));
+    Swarmc__NodeDescription *copy = description != NULL ? proto_clone(description) : NULL;
+    if (w == NULL || (description != NULL && copy == NULL)) {
+        swm_log_error("dispatcher: out of memory writing node state node=%s", node_id);
         swm_free(w);
+        proto_free(copy);
+        return;
     }
+    *w = (struct node_write){.d = d,
+                             .state = state,
+                             .description = copy,
+                             .seq = ++d->node_write_seq,
+                             .next = d->node_writes,
+                             .prev = &d->node_writes};
+    if (d->node_writes != NULL)
+        d->node_writes->prev = &w->next;
+    d->node_writes = w;
+    snprintf(w->node_id, sizeof(w->node_id), "%s", node_id);
+    snprintf(w->message, sizeof(w->message), "%s", message != NULL ? message : "");
+    if (propose_node_state(w) < 0)
+        node_write_free(w);
 }

@@ -241,6 +241,27 @@ static void test_stale_batch_is_retried_on_fresh_state(void **state)
     proto_free(t1);
 }
 
+/* A node state write that loses a race with another writer of the node
+ * (here an availability change committed first) is redone on the fresh node. */
+static void test_stale_node_state_is_retried_on_fresh_state(void **state)
+{
+    struct tfx *f = *state;
+    Swarmc__Node *n = cfx_node(&f->d.c, CFX_NODE);
+    n->spec->has_availability = 1;
+    n->spec->availability = SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_PAUSE;
+    struct outcome o = {0};
+    assert_int_equal(store_log_propose(f->d.c.log, fixture_entry1(UPDATE, n), on_commit, &o), 0);
+    agent_open(&f->d, &f->a);
+    agent_register(&f->a, CFX_NODE, "agent-host"); /* read the node before the label landed */
+    cfx_run_until(&f->d.c, committed, &o, "the availability change");
+    assert_int_equal(o.code, 0);
+    cfx_run_until(&f->d.c, node_ready, &f->d.c, "the node to be READY");
+    n = cfx_node(&f->d.c, CFX_NODE);
+    /* The retry kept the other writer's change. */
+    assert_int_equal(n->spec->availability, SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_PAUSE);
+    proto_free(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +272,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reports_of_one_task_in_one_frame_collapse, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reports_queued_during_a_write_collapse, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stale_node_state_is_retried_on_fresh_state, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stale_batch_is_retried_on_fresh_state, setup,
                                         teardown),
