@@ -99,11 +99,13 @@ extern const struct cli_flag *const cli_init_flags[];
 extern const struct cli_flag *const cli_daemon_flags[];
 extern const struct cli_flag *const cli_leave_flags[];
 extern const struct cli_flag *const cli_info_flags[];
+extern const struct cli_flag *const cli_join_token_flags[];
 int cli_cluster_init(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err);
 int cli_cluster_daemon(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err);
 int cli_cluster_leave(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err);
 int cli_cluster_info(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err);
 int cli_cluster_version(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err);
+int cli_cluster_join_token(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err);
 
 /* The version printed by `swarmc version` and `--version`. */
 extern const char cli_version[];

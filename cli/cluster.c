@@ -70,7 +70,14 @@ static const struct cli_flag leave_flags[] = {
     {0},
 };
 
+static const struct cli_flag join_token_flags[] = {
+    {"quiet", 'q', B, CLI_KIND_BOOL, NULL, "Only display token", NULL},
+    {"rotate", 0, B, CLI_KIND_BOOL, NULL, "Rotate join token", NULL},
+    {0},
+};
+
 const struct cli_flag *const cli_init_flags[] = {init_flags, NULL};
+const struct cli_flag *const cli_join_token_flags[] = {join_token_flags, NULL};
 const struct cli_flag *const cli_daemon_flags[] = {foreground_flag, NULL};
 const struct cli_flag *const cli_leave_flags[] = {leave_flags, NULL};
 const struct cli_flag *const cli_info_flags[] = {cli_flag_format, NULL};
@@ -253,6 +260,10 @@ static void print_server(struct cli_ctx *ctx, const Swarmc__InfoResponse *info)
                                                        : 2160LL * 3600 * 1000000000LL,
                             d, sizeof(d));
         fprintf(f, "  CA Configuration:\n   Expiry Duration: %s\n", d);
+        /* Docker's next lines; swarmc has neither autolock nor root
+         * rotation yet. A cluster made before the CA existed has no root. */
+        if (info->cluster->root_ca != NULL)
+            fprintf(f, "  Autolock Managers: false\n  Root Rotation In Progress: false\n");
     }
     if (info->version != NULL && info->version[0] != '\0')
         fprintf(f, " Server Version: %s\n", info->version);
@@ -280,6 +291,45 @@ int cli_cluster_info(struct cli_ctx *ctx, const struct cli_args *args, struct sw
     }
     proto_free(resp);
     return rc < 0 ? swm_err_set(err, rc, "writing output: %s", swm_strerror(rc)) : 0;
+}
+
+/* `join-token`, worded as `docker swarm join-token`; the join command is
+ * `swarmc join` (swarmc has no `swarm` group). */
+int cli_cluster_join_token(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err)
+{
+    const char *role = args->pos[0];
+    bool worker = strcmp(role, "worker") == 0;
+    if (!worker && strcmp(role, "manager") != 0)
+        return swm_err_set(err, SWM_EINVAL_SPEC, "unknown role %s", role);
+    bool quiet = cli_args_bool(args, "quiet");
+    bool rotate = cli_args_bool(args, "rotate");
+    Swarmc__JoinTokenRequest jt = SWARMC__JOIN_TOKEN_REQUEST__INIT;
+    jt.has_role = 1;
+    jt.role = worker ? SWARMC__NODE_ROLE__NODE_ROLE_WORKER : SWARMC__NODE_ROLE__NODE_ROLE_MANAGER;
+    jt.has_rotate = 1;
+    jt.rotate = rotate;
+    CLI_REQUEST(req, join_token, JOIN_TOKEN, &jt);
+    Swarmc__ControlResponse *resp = NULL;
+    int rc = cli_rpc(ctx, &req, &resp, err);
+    if (rc < 0)
+        return rc;
+    const Swarmc__JoinTokenResponse *r = resp->join_token;
+    if (r == NULL || r->token == NULL) {
+        proto_free(resp);
+        return swm_err_set(err, SWM_EPROTO, "the daemon sent no join token");
+    }
+    if (quiet) {
+        fprintf(ctx->out, "%s\n", r->token);
+    } else {
+        if (rotate)
+            fprintf(ctx->out, "Successfully rotated %s join token.\n\n", role);
+        fprintf(ctx->out,
+                "To add a %s to this swarm, run the following command:\n\n    swarmc join "
+                "--token %s %s\n\n",
+                role, r->token, r->manager_addr != NULL ? r->manager_addr : "");
+    }
+    proto_free(resp);
+    return 0;
 }
 
 int cli_cluster_version(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err)

@@ -30,6 +30,8 @@ static const struct cli_cmd commands[] = {
      cli_daemon_flags, 0, 0, 0, cli_cluster_daemon, NULL},
     {"leave", NULL, "[OPTIONS]", "Leave the swarm", cli_leave_flags, 0, 0, 0, cli_cluster_leave,
      NULL},
+    {"join-token", NULL, "[OPTIONS] (worker|manager)", "Manage join tokens", cli_join_token_flags,
+     1, 1, 0, cli_cluster_join_token, NULL},
     {"info", NULL, "[OPTIONS]", "Display system-wide information", cli_info_flags, 0, 0, 0,
      cli_cluster_info, NULL},
     {"version", NULL, NULL, "Show the swarmc version information", NULL, 0, 0, 0,

@@ -5,6 +5,8 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "daemon/internal.h"
+#include "manager/ca/ca.h"
+#include "net/identity/files.h"
 #include "store/raftlog.h"
 
 #include <errno.h>
@@ -54,6 +56,32 @@ static int read_node_id(const char *dir, char id[SWM_ID_LEN + 1], struct swm_err
     swm_buf_free(&buf);
     if (!swm_id_valid(id))
         return swm_err_set(err, SWM_ECORRUPT, "%s does not hold a valid node id", path);
+    return 0;
+}
+
+/* Checks the node's key material in <data-dir>/certificates (written at
+ * init by the CA service): a damaged or missing file stops the start with
+ * the file's name and what is wrong. A data dir from a swarmc without a CA
+ * has no such directory and starts as before (without join tokens). */
+static int check_certificates(const char *dir, const char *node_id, struct swm_err *err)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    struct ca_node_files f;
+    path_in(path, sizeof(path), dir, "certificates");
+    if (stat(path, &st) < 0 && errno == ENOENT) {
+        swm_log_warn("daemon: %s is missing: this node was made by a swarmc without a "
+                     "certificate authority",
+                     path);
+        return 0;
+    }
+    int rc = ca_node_files_load(path, node_id, &f, err);
+    if (rc < 0)
+        return rc;
+    int64_t now = swm_now_ns();
+    if (now >= f.cert.not_after)
+        swm_log_warn("daemon: this node's certificate expired; renewal is not implemented yet");
+    ca_node_files_wipe(&f);
     return 0;
 }
 
@@ -242,6 +270,8 @@ static int run_daemon(const struct daemon_opts *o, struct swm_err *err)
 {
     struct node_daemon nd = {.opts = o};
     int rc = read_node_id(data_dir(o), nd.node_id, err);
+    if (rc == 0)
+        rc = check_certificates(data_dir(o), nd.node_id, err);
     int lock_fd = rc == 0 ? lock_data_dir(data_dir(o), err) : rc;
     if (lock_fd < 0)
         return lock_fd;
@@ -278,8 +308,8 @@ static int run_daemon(const struct daemon_opts *o, struct swm_err *err)
 void daemon__wipe_state(const struct daemon_opts *o)
 {
     const char *dir = data_dir(o);
-    static const char *const entries[] = {"state",   "images",     "containers",
-                                          "node_id", "swarmc.log", "daemon.lock"};
+    static const char *const entries[] = {"state",      "images",       "containers", "node_id",
+                                          "swarmc.log", "certificates", "daemon.lock"};
     for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
         char path[PATH_MAX];
         path_in(path, sizeof(path), dir, entries[i]);
@@ -306,7 +336,7 @@ static int new_object_meta(Swarmc__Meta **out)
 /* The first entry of a new cluster: the cluster object and this node as its
  * first manager (DESIGN.md §1, `swarmc init`). */
 static int bootstrap_entry(const struct daemon_opts *o, const char *node_id, const char *cluster_id,
-                           Swarmc__StoreEntry **out)
+                           Swarmc__RootCA *root_ca, Swarmc__StoreEntry **out)
 {
     Swarmc__Cluster cluster = SWARMC__CLUSTER__INIT;
     Swarmc__ClusterSpec cspec = SWARMC__CLUSTER_SPEC__INIT;
@@ -333,6 +363,7 @@ static int bootstrap_entry(const struct daemon_opts *o, const char *node_id, con
     cluster.id = (char *)cluster_id;
     cluster.meta = cmeta;
     cluster.spec = &cspec;
+    cluster.root_ca = root_ca;
     nspec.has_desired_role = nspec.has_availability = 1;
     nspec.desired_role = SWARMC__NODE_ROLE__NODE_ROLE_MANAGER;
     nspec.availability =
@@ -374,9 +405,11 @@ static int bootstrap_entry(const struct daemon_opts *o, const char *node_id, con
     return *out == NULL ? -ENOMEM : 0;
 }
 
-/* Creates the node's state: its id and the cluster's first raft log
- * entries (this node as the only voter, then the bootstrap entry), which
- * the daemon applies when it starts. */
+/* Creates the node's state: its id, the cluster's CA with this node's
+ * manager certificate and key (<data-dir>/certificates), and the cluster's
+ * first raft log entries (this node as the only voter, then the bootstrap
+ * entry, which carries the CA), which the daemon applies when it starts.
+ * node_id is written last: it marks a complete state. */
 static int create_state(const struct daemon_opts *o, char node_id[SWM_ID_LEN + 1],
                         struct swm_err *err)
 {
@@ -394,16 +427,28 @@ static int create_state(const struct daemon_opts *o, char node_id[SWM_ID_LEN + 1
         return swm_err_set(err, -EIO, "no randomness for ids");
     struct store *s = NULL;
     Swarmc__StoreEntry *entry = NULL;
+    Swarmc__RootCA *root_ca = NULL;
     struct raft_server self = {.id = raft_id_of(node_id), .role = RAFT_VOTER};
     struct raft_configuration conf = {.servers = &self, .n_servers = 1};
     path_in(path, sizeof(path), dir, "state");
     rc = store_open(path, &s, err);
     if (rc == 0 && store_applied_index(s) != 0)
         rc = swm_err_set(err, SWM_EEXISTS, "%s already holds cluster state", path);
-    if (rc == 0 && (rc = bootstrap_entry(o, node_id, cluster_id, &entry)) < 0)
+    if (rc == 0)
+        rc = casvc_root_create(&root_ca, err);
+    path_in(path, sizeof(path), dir, "certificates");
+    if (rc == 0)
+        rc = casvc_init_node(root_ca, path, cluster_id, node_id, swm_now_ns(), o->cert_expiry_ns,
+                             err);
+    if (rc == 0 && (rc = bootstrap_entry(o, node_id, cluster_id, root_ca, &entry)) < 0)
         swm_err_set(err, rc, "out of memory");
     if (rc == 0)
         rc = store_raft_bootstrap(s, &conf, entry, err);
+    casvc_root_redact(root_ca);
+    proto_free(root_ca);
+    /* The key stays in the log and the store; no other copy outlives this. */
+    if (entry != NULL && entry->n_actions > 0 && entry->actions[0]->cluster != NULL)
+        casvc_root_redact(entry->actions[0]->cluster->root_ca);
     proto_free(entry);
     store_close(s);
     path_in(path, sizeof(path), dir, "node_id");
@@ -473,6 +518,9 @@ int daemon_start(const struct daemon_opts *opts, struct swm_err *err)
         return rc;
     char id[SWM_ID_LEN + 1];
     if ((rc = read_node_id(data_dir(opts), id, err)) < 0)
+        return rc;
+    /* Here too, before detaching: the user sees what is wrong at once. */
+    if ((rc = check_certificates(data_dir(opts), id, err)) < 0)
         return rc;
     if (opts->foreground)
         return run_daemon(opts, err);

@@ -310,6 +310,9 @@ int controlapi_handle(struct controlapi *api, const Swarmc__ControlRequest *req,
     case SWARMC__CONTROL_REQUEST__OP_INFO:
         controlapi__info(api, cb, arg);
         return 0;
+    case SWARMC__CONTROL_REQUEST__OP_JOIN_TOKEN:
+        controlapi__join_token(api, req->join_token, cb, arg);
+        return 0;
     default:
         return SWM_ENOTSUP;
     }

@@ -1,8 +1,8 @@
 /* The control API's cluster operations (DESIGN.md §4 step 1): services,
- * tasks, nodes and cluster info. Reads come from the local store; writes are
- * validated, turned into one StoreEntry and proposed to the log, and answered
- * once applied. The daemon's socket server decodes requests and hands the
- * cluster ones here.
+ * tasks, nodes, cluster info and join tokens. Reads come from the local
+ * store; writes are validated, turned into one StoreEntry and proposed to
+ * the log, and answered once applied. The daemon's socket server decodes
+ * requests and hands the cluster ones here.
  */
 #ifndef SWM_MANAGER_CONTROLAPI_H
 #define SWM_MANAGER_CONTROLAPI_H

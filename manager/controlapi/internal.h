@@ -70,6 +70,8 @@ void controlapi__get_node(struct controlapi *api, const Swarmc__GetNodeRequest *
 void controlapi__update_node(struct controlapi *api, const Swarmc__UpdateNodeRequest *req,
                              controlapi_reply_cb cb, void *arg);
 void controlapi__info(struct controlapi *api, controlapi_reply_cb cb, void *arg);
+void controlapi__join_token(struct controlapi *api, const Swarmc__JoinTokenRequest *req,
+                            controlapi_reply_cb cb, void *arg);
 
 /* A Docker-style random name ("eager_turing") for a service created
  * without --name, not used by any service in s (a rare race with another

@@ -1,6 +1,7 @@
 /* Node operations and cluster info of the control API. */
 #include "common/alloc.h"
 #include "common/timeutil.h"
+#include "manager/ca/ca.h"
 #include "manager/controlapi/internal.h"
 #include "manager/controlapi/validate.h"
 
@@ -149,8 +150,12 @@ static int fill_info(struct controlapi *api, struct store_read *r, Swarmc__InfoR
     store_free_list(services, n_services);
     if (rc == 0)
         count_tasks(r, info);
-    if (rc == 0 && store_get_cluster(r, &info->cluster) == 0)
+    if (rc == 0 && store_get_cluster(r, &info->cluster) == 0) {
+        /* `info` shows the CA's public key only: the root key and the
+         * join tokens leave the manager through `join-token` alone. */
+        casvc_root_redact(info->cluster->root_ca);
         info->cluster_id = swm_strdup(info->cluster->id);
+    }
     info->node_id = swm_strdup(api->node_id);
     info->data_dir = swm_strdup(api->data_dir);
     info->version = swm_strdup(SWARMC_VERSION);

@@ -1,7 +1,7 @@
 /* Node identity (DESIGN.md §6, docs/protocol.md "Secure channel"): the
- * cluster certificate authority's formats and checks — Ed25519 root and node identity keys, node certificates
- * signed by the root, join tokens and the proof of a token's secret,
- * revocation, and the renewal schedule.
+ * cluster certificate authority's formats and checks — Ed25519 root and node identity keys, node
+ * certificates signed by the root, join tokens and the proof of a token's secret, revocation, and
+ * the renewal schedule.
  *
  * Pure library: no I/O, no hidden clock. Every time is wall-clock
  * nanoseconds since the Unix epoch (swm_now_ns()), passed in by the caller.
@@ -10,7 +10,9 @@
  * NULL, a one-line message naming what is wrong. Secrets are wiped with
  * sodium_memzero and compared with sodium_memcmp.
  *
- * The library depends only on common/ and libsodium and lives in net/:
+ * The library depends only on common/ and libsodium and lives in net/
+ * (files.h, which loads and saves a node's own key material, is its only
+ * part doing I/O):
  * agents verify with it too, and agent/ never includes manager/. */
 #ifndef SWM_NET_IDENTITY_IDENTITY_H
 #define SWM_NET_IDENTITY_IDENTITY_H
