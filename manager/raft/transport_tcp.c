@@ -14,6 +14,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/netaddr.h"
 #include "manager/raft/raft.h"
 
 #include <errno.h>
@@ -36,7 +37,6 @@
 #define KEEPALIVE_DELAY_S 15
 #define LISTEN_BACKLOG 128
 #define READ_BUF_SIZE (64u << 10)
-#define ADDR_STRLEN 72 /* "[" INET6_ADDRSTRLEN+scope "]:" port */
 
 enum peer_state {
     PEER_IDLE,       /* no connection; the next send opens one */
@@ -63,7 +63,7 @@ struct peer {
     struct peer *next;
     uint64_t id;
     struct sockaddr_storage sa;
-    char addr[ADDR_STRLEN];
+    char addr[SWM_ADDR_STRLEN];
     enum peer_state state;
     struct out_conn *conn; /* NULL while IDLE or BACKOFF */
     uv_timer_t timer;
@@ -88,7 +88,7 @@ struct in_conn {
     int open_handles;
     bool closing;
     bool hello_done;
-    char remote[ADDR_STRLEN];
+    char remote[SWM_ADDR_STRLEN];
     uint64_t peer_id;
     uint8_t head[HELLO_SIZE]; /* the hello, then each length header */
     size_t head_len;
@@ -150,52 +150,10 @@ static struct tcp_transport *to_tcp(struct raft_transport *base)
     return container_of(base, struct tcp_transport, base);
 }
 
-/* Parses "a.b.c.d:port" or "[v6]:port"; bare IPv6 is refused because its
- * last colon is ambiguous. */
-static int parse_addr(const char *s, struct sockaddr_storage *out)
-{
-    const char *colon = s != NULL ? strrchr(s, ':') : NULL;
-    if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) > 5)
-        return -EINVAL;
-    char *end;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    if (*end != '\0' || colon[1] < '0' || colon[1] > '9' || port > 65535)
-        return -EINVAL;
-    size_t host_len = (size_t)(colon - s);
-    char host[64];
-    if (host_len >= sizeof(host) || host_len == 0)
-        return -EINVAL;
-    memset(out, 0, sizeof(*out));
-    if (s[0] == '[') {
-        if (host_len < 3 || s[host_len - 1] != ']')
-            return -EINVAL;
-        memcpy(host, s + 1, host_len - 2);
-        host[host_len - 2] = '\0';
-        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out) < 0 ? -EINVAL : 0;
-    }
-    memcpy(host, s, host_len);
-    host[host_len] = '\0';
-    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out) < 0 ? -EINVAL : 0;
-}
-
 static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
     size_t n = a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     return a->ss_family == b->ss_family && memcmp(a, b, n) == 0;
-}
-
-static void format_addr(const struct sockaddr_storage *sa, char *out, size_t size)
-{
-    char ip[64] = "?";
-    if (sa->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        uv_ip6_name(in6, ip, sizeof(ip));
-        snprintf(out, size, "[%s]:%u", ip, ntohs(in6->sin6_port));
-    } else {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        uv_ip4_name(in, ip, sizeof(ip));
-        snprintf(out, size, "%s:%u", ip, ntohs(in->sin_port));
-    }
 }
 
 static void transport_unref(struct tcp_transport *t)
@@ -643,7 +601,7 @@ static void in_conn_start(struct tcp_transport *t, struct in_conn *c)
     struct sockaddr_storage sa;
     int namelen = sizeof(sa);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &namelen) == 0)
-        format_addr(&sa, c->remote, sizeof(c->remote));
+        swm_addr_format(&sa, c->remote, sizeof(c->remote));
     else
         snprintf(c->remote, sizeof(c->remote), "unknown");
     uv_tcp_nodelay(&c->tcp, 1);
@@ -741,7 +699,7 @@ static const struct raft_transport_ops tcp_ops = {
 static int start_listening(struct tcp_transport *t, const char *addr, struct swm_err *err)
 {
     struct sockaddr_storage sa;
-    if (parse_addr(addr, &sa) < 0)
+    if (swm_addr_parse(addr, &sa) < 0)
         return swm_err_set(err, -EINVAL, "raft tcp: bad listen address \"%s\"",
                            addr != NULL ? addr : "");
     int rc = uv_tcp_bind(&t->listener, (const struct sockaddr *)&sa, 0);
@@ -825,7 +783,7 @@ int raft_tcp_transport_set_peer(struct raft_transport *base, uint64_t id, const 
     struct sockaddr_storage sa;
     if (t->closing)
         return SWM_ESHUTDOWN;
-    if (id == 0 || parse_addr(addr, &sa) < 0 || strlen(addr) >= ADDR_STRLEN)
+    if (id == 0 || swm_addr_parse(addr, &sa) < 0 || strlen(addr) >= SWM_ADDR_STRLEN)
         return -EINVAL;
     struct peer *p = peer_find(t, id);
     if (p != NULL) {
