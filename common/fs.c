@@ -74,7 +74,10 @@ int swm_write_file_atomic(const char *path, const void *data, size_t len, mode_t
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0)
         return -errno;
-    int rc = write_all(fd, data, len);
+    /* A temp file left by a crash keeps its old mode through O_CREAT. */
+    int rc = fchmod(fd, mode) < 0 ? -errno : 0;
+    if (rc == 0)
+        rc = write_all(fd, data, len);
     if (rc == 0 && fsync(fd) < 0)
         rc = -errno;
     if (close(fd) < 0 && rc == 0)

@@ -1,6 +1,7 @@
 #include "manager/view.h"
 
 #include "common/alloc.h"
+#include "manager/ca/ca.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -36,6 +37,8 @@ int manager_view_load(struct store *s, struct manager_view *v, struct swm_err *e
 
 void manager_view_free(struct manager_view *v)
 {
+    if (v->cluster != NULL) /* it carries the CA's secrets: wiped, then freed */
+        casvc_root_redact(v->cluster->root_ca);
     proto_free(v->cluster);
     store_free_list(v->nodes, v->n_nodes);
     store_free_list(v->services, v->n_services);

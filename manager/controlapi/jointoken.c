@@ -10,24 +10,45 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The port nodes join through when the advertise address names none. */
+/* The port nodes join through when neither address names one. */
 #define SWARM_PORT "2377"
 
-/* Where other nodes reach this manager: its advertise address (the node's
- * status addr), with the swarm port unless it has a port of its own. */
-static char *join_addr(const char *addr)
+/* The port of a listen address ("0.0.0.0:4000" -> "4000"), or the swarm
+ * port. */
+static const char *listen_port(const Swarmc__Node *self)
 {
+    const char *addr =
+        self != NULL && self->manager_status != NULL ? self->manager_status->addr : NULL;
+    const char *colon = addr != NULL ? strrchr(addr, ':') : NULL;
+    return colon != NULL && colon[1] != '\0' && strchr(colon, ']') == NULL ? colon + 1 : SWARM_PORT;
+}
+
+/* Where other nodes reach this manager: its advertise address (the node's
+ * status addr), with the port it listens on unless the advertise address
+ * has a port of its own. */
+static char *join_addr(const Swarmc__Node *self)
+{
+    const char *addr = self != NULL && self->status != NULL ? self->status->addr : NULL;
+    const char *port = listen_port(self);
     if (addr == NULL || addr[0] == '\0')
         return swm_strdup("");
     const char *colon = strchr(addr, ':');
     if (addr[0] == '[') /* "[v6]" or "[v6]:port" */
-        return strstr(addr, "]:") != NULL ? swm_strdup(addr)
-                                          : swm_asprintf("%s:%s", addr, SWARM_PORT);
+        return strstr(addr, "]:") != NULL ? swm_strdup(addr) : swm_asprintf("%s:%s", addr, port);
     if (colon == NULL) /* "10.0.0.1" */
-        return swm_asprintf("%s:%s", addr, SWARM_PORT);
+        return swm_asprintf("%s:%s", addr, port);
     if (strchr(colon + 1, ':') == NULL) /* "10.0.0.1:4000" */
         return swm_strdup(addr);
-    return swm_asprintf("[%s]:%s", addr, SWARM_PORT); /* a bare IPv6 address */
+    return swm_asprintf("[%s]:%s", addr, port); /* a bare IPv6 address */
+}
+
+/* Cluster objects read here carry the CA's private key and token secrets:
+ * they are wiped before the memory is freed. */
+static void cluster_free(Swarmc__Cluster *c)
+{
+    if (c != NULL)
+        casvc_root_redact(c->root_ca);
+    proto_free(c);
 }
 
 /* Maps the request's role to enum ca_role; 0 if it names none. */
@@ -59,7 +80,7 @@ static int read_cluster(struct store_read *r, Swarmc__Cluster **out, struct swm_
     else
         rc = casvc_root_check(c->root_ca, NULL, err);
     if (rc < 0) {
-        proto_free(c);
+        cluster_free(c);
         return rc;
     }
     *out = c;
@@ -98,18 +119,18 @@ static void reply_token(struct controlapi *api, int role, controlapi_reply_cb cb
     jt->role = role == CA_ROLE_WORKER ? SWARMC__NODE_ROLE__NODE_ROLE_WORKER
                                       : SWARMC__NODE_ROLE__NODE_ROLE_MANAGER;
     jt->token = swm_strdup(casvc_token(cluster->root_ca, role));
-    jt->manager_addr = join_addr(self != NULL && self->status != NULL ? self->status->addr : NULL);
+    jt->manager_addr = join_addr(self);
     if (jt->token == NULL || jt->manager_addr == NULL) {
         rc = swm_err_set(&err, -ENOMEM, "out of memory");
         goto fail;
     }
-    proto_free(cluster);
+    cluster_free(cluster);
     proto_free(self);
     cb(arg, resp);
     return;
 fail:
     proto_free(resp);
-    proto_free(cluster);
+    cluster_free(cluster);
     proto_free(self);
     controlapi__reply_error(cb, arg, &err);
 }
@@ -151,8 +172,10 @@ static void rotate(struct controlapi *api, int role, controlapi_reply_cb cb, voi
     store_read_end(r);
     if (rc == 0)
         rc = casvc_token_rotate(cluster->root_ca, role, &err);
-    if (rc == 0 && ((entry = controlapi__entry_new()) == NULL || cluster->meta == NULL ||
-                    (rot = swm_malloc(sizeof(*rot))) == NULL))
+    if (rc == 0 && cluster->meta == NULL)
+        rc = swm_err_set(&err, SWM_ECORRUPT, "the stored cluster object has no meta");
+    if (rc == 0 &&
+        ((entry = controlapi__entry_new()) == NULL || (rot = swm_malloc(sizeof(*rot))) == NULL))
         rc = swm_err_set(&err, -ENOMEM, "out of memory");
     if (rc < 0)
         goto fail;
@@ -177,7 +200,7 @@ static void rotate(struct controlapi *api, int role, controlapi_reply_cb cb, voi
 fail:
     swm_free(rot);
     proto_free(entry);
-    proto_free(cluster);
+    cluster_free(cluster);
     controlapi__reply_error(cb, arg, &err);
 }
 

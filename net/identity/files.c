@@ -55,7 +55,8 @@ static int load_one(const char *dir, const char *name, void *out, size_t len, co
     int rc = path_of(path, dir, name, err);
     if (rc < 0)
         return rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO in place of a key file must not hang the start. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         rc = -errno;
         if (rc == -ENOENT)

@@ -104,6 +104,10 @@ struct chan_listener {
     struct chan_conn_callbacks cbs;
     struct chan_conn *conns;
     unsigned n_conns, n_handshaking;
+    /* Rejection warnings: at most WARN_BURST per second, the rest counted,
+     * so a peer reconnecting in a loop cannot grow the daemon's log. */
+    uint64_t warn_window_ms;
+    unsigned warned, suppressed;
     char readbuf[READ_BUF_SIZE];
 };
 
@@ -209,6 +213,27 @@ static void conn_tick(uv_timer_t *timer);
 static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void listener_unref(struct chan_listener *l);
 
+#define WARN_BURST 10
+
+static void warn_rejected(struct chan_listener *l, const struct chan_conn *c, int status)
+{
+    uint64_t now = uv_now(l->loop);
+    if (now - l->warn_window_ms >= 1000) {
+        l->warn_window_ms = now;
+        l->warned = 0;
+    }
+    if (l->warned == WARN_BURST) {
+        l->suppressed++;
+        return;
+    }
+    l->warned++;
+    swm_log_warn("secure channel: %s remote=%s status=\"%s\" reason=\"%s\" "
+                 "suppressed_before=%u",
+                 c->visible ? "connection failed" : "connection rejected", c->remote,
+                 swm_strerror(status), c->reason, l->suppressed);
+    l->suppressed = 0;
+}
+
 /* Records why the connection ends; the first cause wins. Accepted
  * connections that fail are logged here, once (the caller of an outbound
  * connection gets the reason through `closed`). */
@@ -226,9 +251,7 @@ __attribute__((format(printf, 3, 4))) static void conn_reason(struct chan_conn *
     if (c->listener == NULL)
         return;
     if (status != 0 && status != SWM_ESHUTDOWN)
-        swm_log_warn("secure channel: %s remote=%s status=\"%s\" reason=\"%s\"",
-                     c->visible ? "connection failed" : "connection rejected", c->remote,
-                     swm_strerror(status), c->reason);
+        warn_rejected(c->listener, c, status);
     else
         swm_log_debug("secure channel: connection closed remote=%s reason=\"%s\"", c->remote,
                       c->reason);

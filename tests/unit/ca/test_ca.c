@@ -273,6 +273,7 @@ static void create_and_rotate_survive_allocation_failure(void **state)
 {
     /* Every allocation failing in turn: an error, never a crash or a
      * half-made CA (leaks show under ASan). */
+    int failed = 0;
     for (long n = 0; n < 20; n++) {
         Swarmc__RootCA *ca = NULL;
         struct swm_err err = {0};
@@ -286,7 +287,9 @@ static void create_and_rotate_survive_allocation_failure(void **state)
         }
         assert_int_equal(rc, -ENOMEM);
         assert_null(ca);
+        failed++;
     }
+    assert_true(failed > 0); /* the injection reached casvc_root_create */
     Swarmc__RootCA *ca = new_ca();
     char worker[CA_TOKEN_LEN + 1];
     snprintf(worker, sizeof(worker), "%s", ca->worker_token);

@@ -102,7 +102,7 @@ struct raw {
     char buf[4096];
 };
 
-static struct raw raws[4];
+static struct raw raws[32];
 
 static struct chan_listener *listener; /* the test's, until it closes it */
 
@@ -565,6 +565,30 @@ static void test_other_root_rejected(void **state)
 }
 
 /* Garbage from raw TCP clients closes those connections only. */
+/* A peer reconnecting with garbage in a loop cannot flood the log: at most
+ * 10 rejection lines per second per listener, the rest counted. */
+static void test_rejection_warnings_are_rate_limited(void **state)
+{
+    char addr[32];
+    struct chan_config scfg = server_config();
+    listen_on(&loop_a, &scfg, NULL, addr);
+    uint8_t junk[64];
+    randombytes_buf(junk, sizeof(junk));
+    size_t n = sizeof(raws) / sizeof(raws[0]);
+    for (size_t i = 0; i < n; i++)
+        raw_dial(&loop_a, &raws[i], addr, junk, sizeof(junk));
+    for (size_t i = 0; i < n; i++)
+        RUN_UNTIL(&loop_a, raws[i].eof);
+    size_t lines = 0;
+    for (const char *p = log_text(); (p = strstr(p, "connection rejected")) != NULL; p++)
+        lines++;
+    /* 32 rejections within at most a couple of one-second windows. */
+    assert_true(lines >= 1 && lines <= 20);
+    for (size_t i = 0; i < n; i++)
+        raw_close(&loop_a, &raws[i]);
+    close_listener();
+}
+
 static void test_garbage_closes_only_that_connection(void **state)
 {
     char addr[32];
@@ -899,6 +923,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_several_clients, reset, teardown_test),
         cmocka_unit_test_setup_teardown(test_other_root_rejected, reset, teardown_test),
         cmocka_unit_test_setup_teardown(test_garbage_closes_only_that_connection, reset,
+                                        teardown_test),
+        cmocka_unit_test_setup_teardown(test_rejection_warnings_are_rate_limited, reset,
                                         teardown_test),
         cmocka_unit_test_setup_teardown(test_oversized_frame, reset, teardown_test),
         cmocka_unit_test_setup_teardown(test_peer_closes_mid_stream, reset, teardown_test),
