@@ -1,0 +1,682 @@
+/* manager/raft/transport_chan.c on 127.0.0.1 with test certificates: frames
+ * both ways, refusal of a worker certificate and of another cluster's
+ * manager, binding of raft ids to certificates, reconnect after a peer
+ * restart, the queue bound and leak-free close. Loops are bounded by
+ * iteration counts; nothing asserts timing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/netaddr.h"
+#include "manager/raft/raft.h"
+#include "manager/raft/transport_chan.h"
+#include "net/transport/conn.h"
+
+#define SEC INT64_C(1000000000)
+#define CLUSTER_ID "clustr0000000000000000001"
+#define TICK_MS 5
+#define MAX_ITERS 4000
+
+/* --- certificates ------------------------------------------------------- */
+
+static int64_t wall_now = INT64_C(1800000000) * SEC;
+
+static int64_t test_wall_clock(void *arg)
+{
+    return wall_now;
+}
+
+struct node {
+    struct ca_keypair key;
+    struct ca_cert cert;
+    const uint8_t *root_pk;
+};
+
+static struct ca_keypair root, other_root;
+/* m[1..3]: managers; wkr: a worker; rogue: a manager of another cluster. */
+static struct node m[4], wkr, rogue;
+
+static const char *const node_ids[4] = {NULL, "manager000000000000000001",
+                                        "manager000000000000000002", "manager000000000000000003"};
+
+static void make_node(struct node *n, const struct ca_keypair *by, int role, int seed_byte,
+                      const char *id)
+{
+    uint8_t seed[32] = {(uint8_t)seed_byte};
+    ca_keypair_from_seed(&n->key, seed);
+    n->root_pk = by->pk;
+    assert_int_equal(ca_cert_issue(&n->cert, by, id, CLUSTER_ID, role, n->key.pk, wall_now,
+                                   CA_CERT_EXPIRY_DEFAULT, NULL),
+                     0);
+}
+
+static struct chan_config config_of(const struct node *n)
+{
+    return (struct chan_config){
+        .identity = &n->key,
+        .cert = &n->cert,
+        .root_pk = n->root_pk,
+        .wall_clock = test_wall_clock,
+    };
+}
+
+/* Raft ids of the test: manager N has raft id N. */
+static uint64_t test_raft_id_of(const char *node_id, void *arg)
+{
+    for (uint64_t i = 1; i < 4; i++)
+        if (strcmp(node_id, node_ids[i]) == 0)
+            return i;
+    return 999;
+}
+
+static int group_setup(void **state)
+{
+    uint8_t seed[32] = {100};
+    ca_keypair_from_seed(&root, seed);
+    seed[0] = 101;
+    ca_keypair_from_seed(&other_root, seed);
+    for (int i = 1; i < 4; i++)
+        make_node(&m[i], &root, CA_ROLE_MANAGER, i, node_ids[i]);
+    make_node(&wkr, &root, CA_ROLE_WORKER, 9, "worker0000000000000000009");
+    /* A manager certificate with our cluster id, but from another root. */
+    make_node(&rogue, &other_root, CA_ROLE_MANAGER, 10, node_ids[2]);
+    return 0;
+}
+
+/* --- fixture ------------------------------------------------------------ */
+
+struct sink {
+    int frames;
+    size_t bytes;
+    size_t last_len;
+    uint32_t last_tag;
+    int corrupt;
+    int out_of_order;
+};
+
+struct fix {
+    uv_loop_t loop;
+    uv_timer_t tick;
+    FILE *log;
+    char *logbuf;
+    size_t loglen;
+};
+
+static struct fix *F;
+
+static void pattern(uint8_t block[256], uint32_t tag)
+{
+    for (size_t i = 0; i < 256; i++)
+        block[i] = (uint8_t)(tag * 31u + i);
+}
+
+static uint8_t *make_frame(size_t len, uint32_t tag)
+{
+    uint8_t *b = malloc(len);
+    assert_non_null(b);
+    uint8_t block[256];
+    pattern(block, tag);
+    for (size_t i = 0; i < len; i += 256)
+        memcpy(b + i, block, len - i < 256 ? len - i : 256);
+    if (len >= 4) {
+        b[0] = (uint8_t)(tag >> 24);
+        b[1] = (uint8_t)(tag >> 16);
+        b[2] = (uint8_t)(tag >> 8);
+        b[3] = (uint8_t)tag;
+    }
+    return b;
+}
+
+static void sink_recv(void *arg, const void *frame, size_t len)
+{
+    struct sink *s = arg;
+    const uint8_t *b = frame;
+    assert_true(len >= 4);
+    uint32_t tag = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    uint8_t block[256];
+    pattern(block, tag);
+    bool intact = memcmp(b + 4, block + 4, (len < 256 ? len : 256) - 4) == 0;
+    for (size_t i = 256; intact && i < len; i += 256)
+        intact = memcmp(b + i, block, len - i < 256 ? len - i : 256) == 0;
+    if (!intact)
+        s->corrupt++;
+    if (s->frames > 0 && tag <= s->last_tag)
+        s->out_of_order++;
+    s->frames++;
+    s->bytes += len;
+    s->last_len = len;
+    s->last_tag = tag;
+}
+
+static void tick(uv_timer_t *t)
+{
+}
+
+static int setup(void **state)
+{
+    F = calloc(1, sizeof(*F));
+    assert_int_equal(uv_loop_init(&F->loop), 0);
+    uv_timer_init(&F->loop, &F->tick);
+    uv_timer_start(&F->tick, tick, TICK_MS, TICK_MS);
+    F->log = open_memstream(&F->logbuf, &F->loglen);
+    assert_non_null(F->log);
+    swm_log_set_stream(F->log);
+    return 0;
+}
+
+static void walk_check(uv_handle_t *h, void *arg)
+{
+    /* Only the tick timer may remain: a leftover transport handle is a bug. */
+    if (h != (uv_handle_t *)&F->tick) {
+        struct sockaddr_storage sa, pa;
+        int n = sizeof(sa), pn = sizeof(pa);
+        char s1[64] = "", s2[64] = "";
+        if (h->type == UV_TCP) {
+            if (uv_tcp_getsockname((uv_tcp_t *)h, (struct sockaddr *)&sa, &n) == 0)
+                swm_addr_format(&sa, s1, sizeof(s1));
+            if (uv_tcp_getpeername((uv_tcp_t *)h, (struct sockaddr *)&pa, &pn) == 0)
+                swm_addr_format(&pa, s2, sizeof(s2));
+        }
+        fail_msg("handle left open: type %s ref %d active %d closing %d local %s peer %s",
+                 uv_handle_type_name(h->type), uv_has_ref(h), uv_is_active(h), uv_is_closing(h), s1,
+                 s2);
+    }
+}
+
+static int teardown(void **state)
+{
+    uv_walk(&F->loop, walk_check, NULL);
+    uv_close((uv_handle_t *)&F->tick, NULL);
+    uv_run(&F->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&F->loop), 0);
+    swm_log_set_stream(NULL);
+    fclose(F->log);
+    free(F->logbuf);
+    free(F);
+    return 0;
+}
+
+/* Closes transports and runs the loop until they have freed themselves. */
+static void close_all(struct raft_transport **ts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        raft_transport_close(ts[i]);
+    uv_timer_stop(&F->tick);
+    uv_run(&F->loop, UV_RUN_DEFAULT);
+    uv_timer_start(&F->tick, tick, TICK_MS, TICK_MS);
+}
+
+static int log_count(const char *needle)
+{
+    fflush(F->log);
+    int n = 0;
+    for (const char *p = F->logbuf; p != NULL && (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+static bool run_until(bool (*done)(void *), void *arg)
+{
+    for (int i = 0; i < MAX_ITERS && !done(arg); i++)
+        uv_run(&F->loop, UV_RUN_ONCE);
+    return done(arg);
+}
+
+static void run_iters(int n)
+{
+    for (int i = 0; i < n; i++)
+        uv_run(&F->loop, UV_RUN_ONCE);
+}
+
+struct want {
+    struct sink *s;
+    int frames;
+};
+
+static bool has_frames(void *arg)
+{
+    struct want *w = arg;
+    return w->s->frames >= w->frames;
+}
+
+static void wait_frames(struct sink *s, int n)
+{
+    struct want w = {s, n};
+    if (!run_until(has_frames, &w)) {
+        fflush(F->log);
+        fprintf(stderr, "log:\n%s", F->logbuf != NULL ? F->logbuf : "");
+        fail_msg("got %d frames (%zu bytes), want %d", s->frames, s->bytes, n);
+    }
+}
+
+static struct raft_transport *open_as(uint64_t id, const struct node *n, const char *addr,
+                                      struct sink *s)
+{
+    struct raft_transport *t = NULL;
+    struct swm_err err = {0};
+    struct chan_config cfg = config_of(n);
+    int rc = raft_chan_transport_open(&F->loop, id, addr, &cfg, &t, &err);
+    if (rc != 0)
+        fail_msg("open: %s", err.msg);
+    assert_true(raft_chan_transport_port(t) > 0);
+    t->recv = sink_recv;
+    t->recv_arg = s;
+    return t;
+}
+
+static struct raft_transport *open_tr(uint64_t id, struct sink *s)
+{
+    return open_as(id, &m[id], "127.0.0.1:0", s);
+}
+
+static void point_at(struct raft_transport *from, uint64_t id, struct raft_transport *to)
+{
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", raft_chan_transport_port(to));
+    assert_int_equal(raft_chan_transport_set_peer(from, id, addr), 0);
+}
+
+static int send_tagged(struct raft_transport *t, uint64_t to, size_t len, uint32_t tag)
+{
+    uint8_t *b = make_frame(len, tag);
+    int rc = raft_transport_send(t, to, b, len);
+    free(b); /* send copied it */
+    return rc;
+}
+
+/* --- tests -------------------------------------------------------------- */
+
+static void test_exchange_both_ways(void **state)
+{
+    struct sink sa = {0}, sb = {0};
+    struct raft_transport *a = open_tr(1, &sa);
+    struct raft_transport *b = open_tr(2, &sb);
+    point_at(a, 2, b);
+    point_at(b, 1, a);
+    for (uint32_t i = 1; i <= 3; i++) {
+        assert_int_equal(send_tagged(a, 2, 100 * i, i), 0);
+        assert_int_equal(send_tagged(b, 1, 50 * i, 10 + i), 0);
+    }
+    /* Never delivered from inside send. */
+    assert_int_equal(sa.frames + sb.frames, 0);
+    wait_frames(&sb, 3);
+    wait_frames(&sa, 3);
+    assert_int_equal(sb.bytes, 600);
+    assert_int_equal(sa.bytes, 300);
+    assert_int_equal(sa.corrupt + sb.corrupt + sa.out_of_order + sb.out_of_order, 0);
+    assert_int_equal(sa.last_tag, 13);
+    /* Once connected, many frames and a large one go through in order. */
+    for (uint32_t tag = 100; tag < 400; tag++)
+        assert_int_equal(send_tagged(a, 2, 64 + tag, tag), 0);
+    assert_int_equal(send_tagged(a, 2, 3u << 20, 400), 0);
+    wait_frames(&sb, 304);
+    assert_int_equal(sb.last_len, 3u << 20);
+    assert_int_equal(sb.corrupt + sb.out_of_order, 0);
+    assert_int_equal(send_tagged(a, 2, 0, 1), -EMSGSIZE);
+    assert_int_equal(send_tagged(a, 3, 10, 1), SWM_ENOTFOUND);
+    struct raft_transport *ts[] = {a, b};
+    close_all(ts, 2);
+}
+
+static void test_open_checks(void **state)
+{
+    struct raft_transport *x = NULL;
+    struct swm_err err = {0};
+    struct chan_config cfg = config_of(&wkr);
+    /* A worker certificate cannot serve raft. */
+    assert_int_equal(raft_chan_transport_open(&F->loop, 1, "127.0.0.1:0", &cfg, &x, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "worker"));
+    cfg = config_of(&m[1]);
+    assert_int_equal(raft_chan_transport_open(&F->loop, 0, "127.0.0.1:0", &cfg, &x, &err), -EINVAL);
+    assert_int_equal(raft_chan_transport_open(&F->loop, 1, "nowhere", &cfg, &x, &err), -EINVAL);
+    cfg.wall_clock = NULL;
+    assert_int_equal(raft_chan_transport_open(&F->loop, 1, "127.0.0.1:0", &cfg, &x, &err), -EINVAL);
+    assert_null(x);
+    struct sink sa = {0};
+    struct raft_transport *a = open_tr(1, &sa);
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", raft_chan_transport_port(a));
+    cfg = config_of(&m[2]);
+    assert_int_equal(raft_chan_transport_open(&F->loop, 2, addr, &cfg, &x, &err), -EADDRINUSE);
+    assert_null(x);
+    assert_int_equal(raft_chan_transport_set_peer(a, 2, "localhost:1"), -EINVAL);
+    assert_int_equal(raft_chan_transport_set_peer(a, 0, "127.0.0.1:1"), -EINVAL);
+    /* Our own certificate must map to our raft id. */
+    struct raft_transport *b = open_as(2, &m[1], "127.0.0.1:0", &sa);
+    assert_int_equal(raft_chan_transport_bind_ids(b, test_raft_id_of, NULL), -EINVAL);
+    assert_int_equal(raft_chan_transport_bind_ids(a, test_raft_id_of, NULL), 0);
+    struct raft_transport *ts[] = {a, b};
+    close_all(ts, 2);
+}
+
+/* What a raw channel client saw. */
+struct client {
+    struct chan_conn *conn;
+    int established, closed, status;
+};
+
+static void cl_established(struct chan_conn *conn, const struct ca_cert *peer, void *arg)
+{
+    struct client *c = arg;
+    c->established++;
+    /* Try to slip a frame in; the responder refuses us at the handshake,
+     * so this either fails or is never delivered. */
+    chan_conn_send(conn, "\0\0\0\1frame", 9, NULL);
+}
+
+static void cl_closed(struct chan_conn *conn, int status, const char *reason, void *arg)
+{
+    struct client *c = arg;
+    c->closed++;
+    c->status = status;
+    c->conn = NULL;
+}
+
+static bool client_closed(void *arg)
+{
+    return ((struct client *)arg)->closed > 0;
+}
+
+static void test_refuses_worker_and_other_cluster(void **state)
+{
+    struct sink sa = {0}, sr = {0};
+    struct raft_transport *a = open_tr(1, &sa);
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", raft_chan_transport_port(a));
+
+    /* A worker of the cluster dials the raft port. */
+    struct client cl = {0};
+    struct chan_config wcfg = config_of(&wkr);
+    struct chan_conn_callbacks cbs = {
+        .established = cl_established, .closed = cl_closed, .arg = &cl};
+    assert_int_equal(chan_conn_connect(&F->loop, addr, &wcfg, NULL, &cbs, &cl.conn, NULL), 0);
+    assert_true(run_until(client_closed, &cl));
+    assert_int_not_equal(cl.status, 0);
+    assert_true(log_count("connection rejected") >= 1);
+
+    /* A manager of another cluster, both ways. */
+    struct raft_transport *r = open_as(2, &rogue, "127.0.0.1:0", &sr);
+    point_at(a, 2, r);
+    point_at(r, 1, a);
+    for (uint32_t tag = 1; tag <= 20; tag++) {
+        assert_int_equal(send_tagged(a, 2, 32, tag), 0);
+        assert_int_equal(send_tagged(r, 1, 32, tag), 0);
+        run_iters(10);
+    }
+    run_iters(50);
+    assert_int_equal(sa.frames, 0);
+    assert_int_equal(sr.frames, 0);
+    assert_true(log_count("connection rejected") >= 2);
+    struct raft_transport *ts[] = {a, r};
+    close_all(ts, 2);
+}
+
+static int send_raft(struct raft_transport *t, uint64_t to, uint64_t from)
+{
+    struct raft_message msg = {.type = RAFT_MSG_HEARTBEAT, .from = from, .to = to, .term = 1};
+    struct swm_buf b = {0};
+    assert_int_equal(raft_message_encode(&msg, &b), 0);
+    int rc = raft_transport_send(t, to, b.data, b.len);
+    swm_buf_free(&b);
+    return rc;
+}
+
+struct raft_sink {
+    int frames;
+    uint64_t last_from;
+    int to_3; /* frames addressed to member 3 */
+};
+
+static void raft_recv(void *arg, const void *frame, size_t len)
+{
+    struct raft_sink *s = arg;
+    struct raft_message *msg = NULL;
+    assert_int_equal(raft_message_decode(frame, len, 0, &msg, NULL), 0);
+    s->frames++;
+    s->last_from = msg->from;
+    if (msg->to == 3)
+        s->to_3++;
+    raft_message_free(msg);
+}
+
+static bool raft_frames(void *arg)
+{
+    return ((struct raft_sink *)arg)->frames > 0;
+}
+
+/* With ids bound, a manager can only speak as itself, and a member found
+ * at a peer's address must be that peer. */
+static void test_bound_ids(void **state)
+{
+    struct sink unused = {0};
+    struct raft_sink sb = {0};
+    struct raft_transport *a = open_tr(1, &unused);
+    struct raft_transport *b = open_tr(2, &unused);
+    b->recv = raft_recv;
+    b->recv_arg = &sb;
+    assert_int_equal(raft_chan_transport_bind_ids(a, test_raft_id_of, NULL), 0);
+    assert_int_equal(raft_chan_transport_bind_ids(b, test_raft_id_of, NULL), 0);
+    point_at(a, 2, b);
+    assert_int_equal(send_raft(a, 2, 1), 0);
+    assert_true(run_until(raft_frames, &sb));
+    assert_int_equal(sb.last_from, 1);
+    /* Manager 1 claims to be member 3: refused, and the connection goes. */
+    assert_int_equal(send_raft(a, 2, 3), 0);
+    for (int i = 0; i < MAX_ITERS && log_count("frame from another member") == 0; i++)
+        uv_run(&F->loop, UV_RUN_ONCE);
+    assert_int_equal(log_count("frame from another member"), 1);
+    assert_int_equal(sb.frames, 1);
+    /* Later frames under its own id go through on a new connection. */
+    for (int i = 0; i < MAX_ITERS && sb.frames < 2; i++) {
+        send_raft(a, 2, 1);
+        uv_run(&F->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(sb.last_from, 1);
+
+    /* Member 3's address serves manager 2: a refuses to send there. */
+    point_at(a, 3, b);
+    assert_int_equal(send_raft(a, 3, 1), 0);
+    for (int i = 0; i < MAX_ITERS && log_count("names another member") == 0; i++)
+        uv_run(&F->loop, UV_RUN_ONCE);
+    assert_int_equal(log_count("names another member"), 1);
+    run_iters(20);
+    assert_int_equal(sb.to_3, 0);
+    struct raft_transport *ts[] = {a, b};
+    close_all(ts, 2);
+}
+
+static void test_reconnect_after_peer_restart(void **state)
+{
+    struct sink sa = {0}, sb = {0}, sb2 = {0};
+    struct raft_transport *a = open_tr(1, &sa);
+    struct raft_transport *b = open_tr(2, &sb);
+    int port = raft_chan_transport_port(b);
+    point_at(a, 2, b);
+    assert_int_equal(send_tagged(a, 2, 64, 1), 0);
+    wait_frames(&sb, 1);
+
+    raft_transport_close(b);
+    /* Frames sent while the peer is down may be lost; send never fails. */
+    for (uint32_t tag = 2; tag < 40; tag++) {
+        assert_int_equal(send_tagged(a, 2, 64, tag), 0);
+        uv_run(&F->loop, UV_RUN_ONCE);
+    }
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    struct raft_transport *b2 = open_as(2, &m[2], addr, &sb2);
+    /* Frames queued while a was backing off may arrive first; later ones
+     * follow. */
+    for (uint32_t tag = 1000; tag < 1000 + MAX_ITERS && sb2.last_tag < 1000; tag++) {
+        assert_int_equal(send_tagged(a, 2, 64, tag), 0);
+        uv_run(&F->loop, UV_RUN_ONCE);
+    }
+    assert_true(sb2.frames > 0);
+    assert_true(sb2.last_tag >= 1000);
+    assert_int_equal(sb.frames, 1);
+    assert_int_equal(sb2.corrupt, 0);
+    assert_true(log_count("raft chan: connection lost") >= 1);
+    struct raft_transport *ts[] = {a, b2};
+    close_all(ts, 2);
+}
+
+static void test_queue_bound(void **state)
+{
+    struct sink sa = {0}, sb = {0};
+    struct raft_transport *a = open_tr(1, &sa);
+    struct raft_transport *b = open_tr(2, &sb);
+    raft_chan_transport_set_limits(a, &(struct raft_chan_limits){.peer_queue_bytes = 65536});
+    point_at(a, 2, b);
+    /* Nothing can leave before the handshake, so the queue fills. */
+    int accepted = 0, rc;
+    while ((rc = send_tagged(a, 2, 1000, (uint32_t)accepted + 1)) == 0)
+        accepted++;
+    assert_int_equal(rc, -ENOBUFS);
+    assert_int_equal(accepted, 65536 / 1000);
+    wait_frames(&sb, accepted);
+    run_iters(10);
+    assert_int_equal(sb.frames, accepted);
+    assert_int_equal(sb.out_of_order + sb.corrupt, 0);
+    /* The queue drained: sending works again. */
+    assert_int_equal(send_tagged(a, 2, 1000, 5000), 0);
+    wait_frames(&sb, accepted + 1);
+    /* A frame larger than the bound still fits an empty queue. */
+    assert_int_equal(send_tagged(a, 2, 100000, 5001), 0);
+    wait_frames(&sb, accepted + 2);
+    assert_int_equal(sb.last_len, 100000);
+    /* Connected: a burst past the channel's write bound is queued for its
+     * drain and arrives in order, or is refused at our bound. */
+    int sent = 0;
+    for (uint32_t tag = 6000; tag < 6400; tag++)
+        if (send_tagged(a, 2, 4000, tag) == 0)
+            sent++;
+    assert_true(sent >= 16);
+    assert_true(sent < 400);
+    wait_frames(&sb, accepted + 2 + sent);
+    assert_int_equal(sb.out_of_order + sb.corrupt, 0);
+    struct raft_transport *ts[] = {a, b};
+    close_all(ts, 2);
+}
+
+/* Closing with large writes in flight and frames waiting for a handshake
+ * frees everything (ASan) and leaves no handle (teardown). */
+static void test_close_with_frames_in_flight(void **state)
+{
+    const size_t big = 4u << 20;
+    struct sink sa = {0}, sb = {0};
+    struct raft_transport *a = open_tr(1, &sa);
+    struct raft_transport *b = open_tr(2, &sb);
+    point_at(a, 2, b);
+    point_at(b, 1, a);
+    for (uint32_t tag = 1; tag <= 6; tag++) {
+        assert_int_equal(send_tagged(a, 2, big, tag), 0);
+        assert_int_equal(send_tagged(b, 1, 1000, tag), 0);
+    }
+    wait_frames(&sb, 1);
+    assert_true(sb.frames < 6);
+    struct raft_transport *ts[] = {a, b};
+    close_all(ts, 2);
+
+    a = open_tr(1, &sa);
+    b = open_tr(2, &sb);
+    point_at(a, 2, b);
+    assert_int_equal(send_tagged(a, 2, 1000, 1), 0);
+    ts[0] = a;
+    ts[1] = b;
+    close_all(ts, 2);
+}
+
+/* recv may close the transport: nothing is delivered after that. */
+static int close_count;
+static void close_on_recv(void *arg, const void *frame, size_t len)
+{
+    close_count++;
+    raft_transport_close(arg);
+    assert_int_equal(raft_transport_send(arg, 1, "x", 1), SWM_ESHUTDOWN);
+    assert_int_equal(raft_chan_transport_set_peer(arg, 1, "127.0.0.1:1"), SWM_ESHUTDOWN);
+}
+
+static void test_close_from_recv(void **state)
+{
+    struct sink sa = {0};
+    struct raft_transport *a = open_tr(1, &sa);
+    struct raft_transport *b = open_tr(2, NULL);
+    b->recv = close_on_recv;
+    b->recv_arg = b;
+    point_at(a, 2, b);
+    for (uint32_t tag = 1; tag <= 50; tag++)
+        assert_int_equal(send_tagged(a, 2, 10, tag), 0);
+    for (int i = 0; i < MAX_ITERS && close_count == 0; i++)
+        uv_run(&F->loop, UV_RUN_ONCE);
+    run_iters(5);
+    assert_int_equal(close_count, 1);
+    close_all(&a, 1);
+}
+
+/* Every allocation may fail: open, set_peer and send report -ENOMEM and
+ * leak nothing; a dial that fails for memory is retried after backoff. */
+static void test_oom(void **state)
+{
+    struct sink sa = {0}, sb = {0};
+    struct raft_transport *x = NULL;
+    struct chan_config cfg = config_of(&m[1]);
+    int rc = -1;
+    for (long n = 0; rc != 0 && n < 100; n++) {
+        swm_alloc_fail_after(n);
+        rc = raft_chan_transport_open(&F->loop, 1, "127.0.0.1:0", &cfg, &x, NULL);
+        swm_alloc_fail_reset();
+        assert_true(rc == 0 || rc == -ENOMEM);
+        run_iters(1);
+    }
+    assert_int_equal(rc, 0);
+    x->recv = sink_recv;
+    x->recv_arg = &sa;
+    struct raft_transport *b = open_tr(2, &sb);
+    swm_alloc_fail_after(0);
+    assert_int_equal(raft_chan_transport_set_peer(x, 2, "127.0.0.1:1"), -ENOMEM);
+    swm_alloc_fail_reset();
+    point_at(x, 2, b);
+    swm_alloc_fail_after(0);
+    assert_int_equal(send_tagged(x, 2, 100, 1), -ENOMEM);
+    swm_alloc_fail_reset();
+    /* The frame is queued but the dial fails for memory: dropped, retried. */
+    swm_alloc_fail_after(1);
+    assert_int_equal(send_tagged(x, 2, 100, 2), 0);
+    swm_alloc_fail_reset();
+    for (uint32_t tag = 3; tag < 3 + MAX_ITERS && sb.frames == 0; tag++) {
+        assert_int_equal(send_tagged(x, 2, 100, tag), 0);
+        uv_run(&F->loop, UV_RUN_ONCE);
+    }
+    assert_true(sb.frames > 0);
+    assert_true(sb.last_tag >= 3);
+    struct raft_transport *ts[] = {x, b};
+    close_all(ts, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_exchange_both_ways, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_worker_and_other_cluster, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bound_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_after_peer_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_with_frames_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_from_recv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oom, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, group_setup, NULL);
+}
