@@ -13,6 +13,7 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "common/netaddr.h"
+#include "manager/raft/peers.h"
 #include "manager/raft/raft.h"
 #include "net/transport/conn.h"
 
@@ -26,43 +27,12 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 2000
-
-enum peer_state {
-    PEER_IDLE,       /* no connection; the next send opens one */
-    PEER_CONNECTING, /* dialed; frames wait for the handshake */
-    PEER_CONNECTED,  /* established; frames go to the channel */
-    PEER_BACKOFF,    /* timer: when to try again */
-};
-
 struct chan_transport;
-struct out_conn;
 
-/* A frame waiting for the handshake or for the channel to drain. */
-struct out_frame {
-    struct out_frame *next;
-    size_t len;
-    uint8_t bytes[];
-};
-
-struct peer {
-    struct chan_transport *t;
-    struct peer *next;
-    uint64_t id;
-    struct sockaddr_storage sa;
-    char addr[SWM_ADDR_STRLEN];
-    enum peer_state state;
-    struct out_conn *conn; /* NULL while IDLE or BACKOFF */
-    uv_timer_t timer;
-    uint64_t backoff_ms;           /* delay after the next failure */
-    struct out_frame *head, *tail; /* waiting */
-    size_t queued_bytes;           /* bytes of the waiting frames */
-};
-
+/* A peer's connection. */
 struct out_conn {
     struct chan_transport *t;
-    struct peer *peer; /* NULL once detached (the connection is closing) */
+    struct raft_peer *peer; /* NULL once detached (the connection is closing) */
     struct chan_conn *conn;
 };
 
@@ -84,7 +54,7 @@ struct chan_transport {
     bool closing;
     unsigned refs;
     struct chan_listener *listener;
-    struct peer *peers;
+    struct raft_peers peers; /* a peer is CONNECTED once established */
     /* Our side of every channel; pointers refer into this struct. */
     struct chan_config cfg;
     struct ca_keypair identity;
@@ -103,18 +73,6 @@ static void transport_unref(struct chan_transport *t)
         return;
     sodium_memzero(&t->identity, sizeof(t->identity));
     swm_free(t);
-}
-
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    size_t n = a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    return a->ss_family == b->ss_family && memcmp(a, b, n) == 0;
-}
-
-/* libuv codes are -errno or in (-4096, 0); ours are below -5000. */
-static const char *err_text(int status)
-{
-    return status <= -5000 ? swm_strerror(status) : uv_strerror(status);
 }
 
 /* Reads the `from` field (number 2, a varint) of an encoded RaftMessage
@@ -172,91 +130,52 @@ static int frame_from(const uint8_t *p, size_t n, uint64_t *from)
 
 /* --- outbound ----------------------------------------------------------- */
 
-static void peer_fail(struct peer *p, const char *why, int status);
-static void peer_timer_fired(uv_timer_t *timer);
-
-static void peer_drop_queue(struct peer *p)
+static struct chan_transport *peers_chan(struct raft_peers *s)
 {
-    while (p->head != NULL) {
-        struct out_frame *f = p->head;
-        p->head = f->next;
-        swm_free(f);
-    }
-    p->tail = NULL;
-    p->queued_bytes = 0;
+    return container_of(s, struct chan_transport, peers);
 }
 
-/* Separates c from its peer and closes it; `closed` follows from the loop
- * and only frees c. */
-static void out_conn_drop(struct out_conn *c)
+/* The peer has let go of c: close it; `closed` follows from the loop and
+ * only frees c. */
+static void out_conn_drop(struct raft_peer *p, void *conn)
 {
-    struct peer *p = c->peer;
-    if (p == NULL)
-        return;
-    p->conn = NULL;
+    struct out_conn *c = conn;
     c->peer = NULL;
     chan_conn_close(c->conn);
 }
 
-/* Closes the current connection, drops what was waiting (Raft retries) and
- * schedules the next attempt. */
-static void peer_fail(struct peer *p, const char *why, int status)
+/* The channel copies f unless it pushes back (-ENOBUFS: `drain` flushes
+ * again). */
+static bool out_write(struct raft_peer *p, struct raft_peer_frame *f)
 {
-    if (p->state == PEER_CONNECTED)
-        swm_log_info("raft chan: connection lost peer=%" PRIu64 " addr=%s reason=\"%s: %s\"", p->id,
-                     p->addr, why, err_text(status));
-    else
-        swm_log_debug("raft chan: connect failed peer=%" PRIu64 " addr=%s reason=\"%s: %s\"", p->id,
-                      p->addr, why, err_text(status));
-    if (p->conn != NULL)
-        out_conn_drop(p->conn);
-    peer_drop_queue(p);
-    p->state = PEER_BACKOFF;
-    uv_timer_start(&p->timer, peer_timer_fired, p->backoff_ms, 0);
-    p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
-}
-
-/* Hands waiting frames to the channel, in order, until it pushes back
- * (-ENOBUFS: `drain` resumes) or the queue is empty. */
-static void peer_flush(struct peer *p)
-{
-    while (p->head != NULL && p->state == PEER_CONNECTED) {
-        struct out_frame *f = p->head;
-        struct swm_err err = {0};
-        int rc = chan_conn_send(p->conn->conn, f->bytes, f->len, &err);
-        if (rc == -ENOBUFS)
-            return;
-        p->head = f->next;
-        if (p->head == NULL)
-            p->tail = NULL;
-        p->queued_bytes -= f->len;
-        swm_free(f);
-        if (rc < 0) {
-            peer_fail(p, err.msg, rc);
-            return;
-        }
-    }
+    struct out_conn *c = p->conn;
+    struct swm_err err = {0};
+    int rc = chan_conn_send(c->conn, f->bytes, f->size, &err);
+    if (rc == -ENOBUFS)
+        return false;
+    raft_peer_frame_done(p, f);
+    if (rc < 0)
+        raft_peer_fail(p, err.msg, rc);
+    return true;
 }
 
 static void out_established(struct chan_conn *conn, const struct ca_cert *peer, void *arg)
 {
     struct out_conn *c = chan_conn_user(conn);
-    struct peer *p = c->peer;
+    struct raft_peer *p = c->peer;
     if (p == NULL)
         return;
-    struct chan_transport *t = p->t;
+    struct chan_transport *t = peers_chan(p->set);
     if (t->id_of != NULL && t->id_of(peer->node_id, t->id_arg) != p->id) {
         swm_log_warn("raft chan: peer certificate names another member peer=%" PRIu64
                      " addr=%s node=%s",
                      p->id, p->addr, peer->node_id);
-        peer_fail(p, "certificate of another node", SWM_EAUTH);
+        raft_peer_fail(p, "certificate of another node", SWM_EAUTH);
         return;
     }
     swm_log_debug("raft chan: connected peer=%" PRIu64 " addr=%s node=%s", p->id, p->addr,
                   peer->node_id);
-    p->state = PEER_CONNECTED;
-    p->backoff_ms = BACKOFF_MIN_MS;
-    peer_flush(p);
+    raft_peer_connected(p);
 }
 
 /* The receiver never sends on our connection: data means a confused peer. */
@@ -267,25 +186,25 @@ static void out_data(struct chan_conn *conn, const uint8_t *data, size_t len, vo
         return;
     swm_log_warn("raft chan: peer wrote on an outbound connection peer=%" PRIu64 " addr=%s",
                  c->peer->id, c->peer->addr);
-    peer_fail(c->peer, "unexpected data", SWM_EPROTO);
+    raft_peer_fail(c->peer, "unexpected data", SWM_EPROTO);
 }
 
 static void out_drain(struct chan_conn *conn, void *arg)
 {
     struct out_conn *c = chan_conn_user(conn);
     if (c->peer != NULL)
-        peer_flush(c->peer);
+        raft_peer_flush(c->peer);
 }
 
 static void out_closed(struct chan_conn *conn, int status, const char *reason, void *arg)
 {
     struct out_conn *c = chan_conn_user(conn);
     struct chan_transport *t = arg;
-    struct peer *p = c->peer;
+    struct raft_peer *p = c->peer;
     if (p != NULL) {
         p->conn = NULL;
         c->peer = NULL;
-        peer_fail(p, reason, status != 0 ? status : -ECONNRESET);
+        raft_peer_fail(p, reason, status != 0 ? status : -ECONNRESET);
     }
     swm_free(c);
     transport_unref(t);
@@ -298,12 +217,12 @@ static const struct chan_conn_callbacks out_cbs = {
     .drain = out_drain,
 };
 
-static void peer_connect(struct peer *p)
+static void out_connect(struct raft_peer *p)
 {
-    struct chan_transport *t = p->t;
+    struct chan_transport *t = peers_chan(p->set);
     struct out_conn *c = swm_calloc(1, sizeof(*c));
     if (c == NULL) {
-        peer_fail(p, "connect", -ENOMEM);
+        raft_peer_fail(p, "connect", -ENOMEM);
         return;
     }
     struct chan_conn_callbacks cbs = out_cbs;
@@ -313,7 +232,7 @@ static void peer_connect(struct peer *p)
     int rc = chan_conn_connect(t->loop, p->addr, &t->cfg, &lim, &cbs, &c->conn, &err);
     if (rc < 0) {
         swm_free(c);
-        peer_fail(p, err.msg, rc);
+        raft_peer_fail(p, err.msg, rc);
         return;
     }
     /* Callbacks come from the loop, never from inside connect. */
@@ -322,56 +241,35 @@ static void peer_connect(struct peer *p)
     c->peer = p;
     t->refs++;
     p->conn = c;
-    p->state = PEER_CONNECTING;
+    p->state = RAFT_PEER_CONNECTING;
 }
 
-static void peer_timer_fired(uv_timer_t *timer)
+/* The encrypted bytes the channel is still writing count against the bound
+ * as well. */
+static size_t out_pending(const struct raft_peer *p)
 {
-    struct peer *p = timer->data;
-    if (p->state != PEER_BACKOFF)
-        return;
-    p->state = PEER_IDLE;
-    if (p->head != NULL)
-        peer_connect(p);
+    const struct out_conn *c = p->conn;
+    return p->state == RAFT_PEER_CONNECTED ? chan_conn_write_pending(c->conn) : 0;
 }
 
-static struct peer *peer_find(struct chan_transport *t, uint64_t id)
+static void peers_ref(struct raft_peers *s)
 {
-    for (struct peer *p = t->peers; p != NULL; p = p->next)
-        if (p->id == id)
-            return p;
-    return NULL;
+    peers_chan(s)->refs++;
 }
 
-static void peer_closed(uv_handle_t *h)
+static void peers_unref(struct raft_peers *s)
 {
-    struct peer *p = h->data;
-    struct chan_transport *t = p->t;
-    swm_free(p);
-    transport_unref(t);
+    transport_unref(peers_chan(s));
 }
 
-static void peer_remove(struct chan_transport *t, struct peer *p)
-{
-    for (struct peer **pp = &t->peers; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
-    }
-    if (p->conn != NULL)
-        out_conn_drop(p->conn);
-    peer_drop_queue(p);
-    uv_close((uv_handle_t *)&p->timer, peer_closed);
-}
-
-static size_t peer_pending(const struct peer *p)
-{
-    size_t n = p->queued_bytes;
-    if (p->state == PEER_CONNECTED)
-        n += chan_conn_write_pending(p->conn->conn);
-    return n;
-}
+static const struct raft_peer_ops chan_peer_ops = {
+    .connect = out_connect,
+    .write = out_write,
+    .drop = out_conn_drop,
+    .pending = out_pending,
+    .ref = peers_ref,
+    .unref = peers_unref,
+};
 
 static int chan_tr_send(struct raft_transport *base, uint64_t to, const void *frame, size_t len)
 {
@@ -380,15 +278,14 @@ static int chan_tr_send(struct raft_transport *base, uint64_t to, const void *fr
         return SWM_ESHUTDOWN;
     if (len == 0 || len > t->max_frame)
         return -EMSGSIZE;
-    struct peer *p = peer_find(t, to);
-    if (p == NULL)
-        return SWM_ENOTFOUND;
-    size_t pending = peer_pending(p);
-    if (pending > 0 && pending + len > t->limits.peer_queue_bytes)
-        return -ENOBUFS;
-    if (p->state == PEER_CONNECTED && p->head == NULL) {
+    struct raft_peer *p;
+    int rc = raft_peers_reserve(&t->peers, to, len, &p);
+    if (rc < 0)
+        return rc;
+    if (p->state == RAFT_PEER_CONNECTED && p->head == NULL) {
+        struct out_conn *c = p->conn;
         struct swm_err err = {0};
-        int rc = chan_conn_send(p->conn->conn, frame, len, &err);
+        rc = chan_conn_send(c->conn, frame, len, &err);
         if (rc == 0)
             return 0;
         if (rc == -ENOMEM)
@@ -396,25 +293,15 @@ static int chan_tr_send(struct raft_transport *base, uint64_t to, const void *fr
         if (rc != -ENOBUFS) {
             /* The connection is closing or failed: the frame is lost like
              * one in flight, and the next send reconnects. */
-            peer_fail(p, err.msg, rc);
+            raft_peer_fail(p, err.msg, rc);
             return 0;
         }
         /* The channel pushed back before our bound: queue for `drain`. */
     }
-    struct out_frame *f = swm_malloc(sizeof(*f) + len);
+    struct raft_peer_frame *f = raft_peer_frame_new(frame, len, 0);
     if (f == NULL)
         return -ENOMEM;
-    f->next = NULL;
-    f->len = len;
-    memcpy(f->bytes, frame, len);
-    p->queued_bytes += len;
-    if (p->tail != NULL)
-        p->tail->next = f;
-    else
-        p->head = f;
-    p->tail = f;
-    if (p->state == PEER_IDLE)
-        peer_connect(p);
+    raft_peer_push(p, f);
     return 0;
 }
 
@@ -476,8 +363,7 @@ static void chan_tr_close(struct raft_transport *base)
     if (t->closing)
         return;
     t->closing = true;
-    while (t->peers != NULL)
-        peer_remove(t, t->peers);
+    raft_peers_clear(&t->peers);
     chan_listener_close(t->listener);
     t->listener = NULL;
     transport_unref(t);
@@ -508,6 +394,9 @@ int raft_chan_transport_open(uv_loop_t *loop, uint64_t self_id, const char *list
     t->loop = loop;
     t->self_id = self_id;
     t->refs = 1;
+    t->peers.ops = &chan_peer_ops;
+    t->peers.loop = loop;
+    t->peers.log_name = "raft chan";
     raft_chan_transport_set_limits(&t->base, &(struct raft_chan_limits){0});
     t->identity = *cfg->identity;
     t->cert = *cfg->cert;
@@ -553,6 +442,7 @@ void raft_chan_transport_set_limits(struct raft_transport *base, const struct ra
     struct chan_transport *t = to_chan(base);
     t->limits.peer_queue_bytes =
         l->peer_queue_bytes ? l->peer_queue_bytes : RAFT_CHAN_PEER_QUEUE_BYTES;
+    t->peers.queue_bytes = t->limits.peer_queue_bytes;
 }
 
 int raft_chan_transport_bind_ids(struct raft_transport *base, raft_chan_id_fn id_of, void *arg)
@@ -565,58 +455,15 @@ int raft_chan_transport_bind_ids(struct raft_transport *base, raft_chan_id_fn id
     return 0;
 }
 
-/* Points p at a new address: the old connection and any pending attempt
- * go; waiting frames are sent to the new address right away. */
-static void peer_readdress(struct peer *p, const struct sockaddr_storage *sa, const char *addr)
-{
-    p->sa = *sa;
-    snprintf(p->addr, sizeof(p->addr), "%s", addr);
-    if (p->conn != NULL)
-        out_conn_drop(p->conn);
-    uv_timer_stop(&p->timer);
-    p->state = PEER_IDLE;
-    p->backoff_ms = BACKOFF_MIN_MS;
-    if (p->head != NULL)
-        peer_connect(p);
-}
-
 int raft_chan_transport_set_peer(struct raft_transport *base, uint64_t id, const char *addr)
 {
     struct chan_transport *t = to_chan(base);
-    struct sockaddr_storage sa;
     if (t->closing)
         return SWM_ESHUTDOWN;
-    if (id == 0 || addr == NULL || swm_addr_parse(addr, &sa) < 0 || strlen(addr) >= SWM_ADDR_STRLEN)
-        return -EINVAL;
-    struct peer *p = peer_find(t, id);
-    if (p != NULL) {
-        if (!same_addr(&p->sa, &sa))
-            peer_readdress(p, &sa, addr);
-        return 0;
-    }
-    p = swm_calloc(1, sizeof(*p));
-    if (p == NULL)
-        return -ENOMEM;
-    p->t = t;
-    p->id = id;
-    p->sa = sa;
-    snprintf(p->addr, sizeof(p->addr), "%s", addr);
-    p->state = PEER_IDLE;
-    p->backoff_ms = BACKOFF_MIN_MS;
-    uv_timer_init(t->loop, &p->timer);
-    p->timer.data = p;
-    t->refs++;
-    p->next = t->peers;
-    t->peers = p;
-    return 0;
+    return raft_peers_set(&t->peers, id, addr);
 }
 
 int raft_chan_transport_remove_peer(struct raft_transport *base, uint64_t id)
 {
-    struct chan_transport *t = to_chan(base);
-    struct peer *p = peer_find(t, id);
-    if (p == NULL)
-        return SWM_ENOTFOUND;
-    peer_remove(t, p);
-    return 0;
+    return raft_peers_remove(&to_chan(base)->peers, id);
 }

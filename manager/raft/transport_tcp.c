@@ -15,6 +15,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/netaddr.h"
+#include "manager/raft/peers.h"
 #include "manager/raft/raft.h"
 
 #include <errno.h>
@@ -29,8 +30,6 @@
 #define HELLO_MAGIC "SWMRAFT1"
 #define HELLO_SIZE 16 /* magic + sender id, u64 big-endian */
 #define FRAME_HEADER 4
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 2000
 #define CONNECT_TIMEOUT_MS 5000
 #define HELLO_TIMEOUT_MS 5000
 #define ACCEPT_RETRY_MS 100
@@ -38,43 +37,13 @@
 #define LISTEN_BACKLOG 128
 #define READ_BUF_SIZE (64u << 10)
 
-enum peer_state {
-    PEER_IDLE,       /* no connection; the next send opens one */
-    PEER_CONNECTING, /* timer: connect timeout */
-    PEER_CONNECTED,  /* hello written; frames go straight to the socket */
-    PEER_BACKOFF,    /* timer: when to try again */
-};
-
 struct tcp_transport;
-struct out_conn;
 
-/* One write: the hello or a frame with its length header. */
-struct out_frame {
-    uv_write_t req;
-    struct out_conn *conn;
-    struct out_frame *next; /* while waiting in a peer's queue */
-    size_t accounted;       /* bytes counted in the peer's queued_bytes */
-    size_t size;
-    uint8_t bytes[];
-};
-
-struct peer {
-    struct tcp_transport *t;
-    struct peer *next;
-    uint64_t id;
-    struct sockaddr_storage sa;
-    char addr[SWM_ADDR_STRLEN];
-    enum peer_state state;
-    struct out_conn *conn; /* NULL while IDLE or BACKOFF */
-    uv_timer_t timer;
-    uint64_t backoff_ms;           /* delay after the next failure */
-    struct out_frame *head, *tail; /* waiting for a connection */
-    size_t queued_bytes;           /* waiting + being written */
-};
-
+/* A peer's connection: its frames (raft_peer_frame, the hello or a frame
+ * with its length header) are written with their own uv_write_t. */
 struct out_conn {
     struct tcp_transport *t;
-    struct peer *peer; /* NULL once detached (the handle is then closing) */
+    struct raft_peer *peer; /* NULL once detached (the handle is then closing) */
     uv_tcp_t tcp;
     uv_connect_t connect;
     size_t inflight; /* bytes handed to uv_write, counted in the peer */
@@ -108,8 +77,8 @@ struct tcp_transport {
     bool inbound_full_logged;
     unsigned refs;
     uv_tcp_t listener;
-    uv_timer_t retry; /* retries an accept that failed for memory */
-    struct peer *peers;
+    uv_timer_t retry;        /* retries an accept that failed for memory */
+    struct raft_peers peers; /* a peer is CONNECTED once its hello is queued */
     struct in_conn *inbound;
     unsigned n_inbound;
     /* Reads never nest (libuv calls alloc then read for one stream at a
@@ -150,12 +119,6 @@ static struct tcp_transport *to_tcp(struct raft_transport *base)
     return container_of(base, struct tcp_transport, base);
 }
 
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    size_t n = a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    return a->ss_family == b->ss_family && memcmp(a, b, n) == 0;
-}
-
 static void transport_unref(struct tcp_transport *t)
 {
     if (--t->refs == 0)
@@ -165,12 +128,6 @@ static void transport_unref(struct tcp_transport *t)
 static void handle_unref(uv_handle_t *h)
 {
     transport_unref(h->data);
-}
-
-/* libuv codes are -errno or in (-4096, 0); ours are below -5000. */
-static const char *err_text(int status)
-{
-    return status <= -5000 ? swm_strerror(status) : uv_strerror(status);
 }
 
 static void alloc_out(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -187,18 +144,9 @@ static void alloc_in(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 /* --- outbound ----------------------------------------------------------- */
 
-static void peer_fail(struct peer *p, const char *why, int status);
-static void peer_timer_fired(uv_timer_t *timer);
-
-static struct out_frame *frame_new(const void *data, size_t len, size_t header)
+static struct tcp_transport *peers_tcp(struct raft_peers *s)
 {
-    struct out_frame *f = swm_malloc(sizeof(*f) + header + len);
-    if (f == NULL)
-        return NULL;
-    memset(f, 0, sizeof(*f));
-    f->size = header + len;
-    memcpy(f->bytes + header, data, len);
-    return f;
+    return container_of(s, struct tcp_transport, peers);
 }
 
 static void out_conn_closed(uv_handle_t *h)
@@ -209,79 +157,52 @@ static void out_conn_closed(uv_handle_t *h)
     transport_unref(t);
 }
 
-/* Separates c from its peer (the bytes it was writing no longer count
- * against the peer's queue) and closes it; its pending writes are
- * cancelled by libuv. */
-static void out_conn_drop(struct out_conn *c)
+/* The peer has let go of c: the bytes it was writing no longer count against
+ * the peer's queue. Its pending writes are cancelled by libuv. */
+static void out_conn_drop(struct raft_peer *p, void *conn)
 {
-    struct peer *p = c->peer;
-    if (p == NULL)
-        return;
+    struct out_conn *c = conn;
     p->queued_bytes -= c->inflight;
     c->inflight = 0;
-    p->conn = NULL;
     c->peer = NULL;
     uv_close((uv_handle_t *)&c->tcp, out_conn_closed);
 }
 
 static void frame_written(uv_write_t *req, int status)
 {
-    struct out_frame *f = container_of(req, struct out_frame, req);
+    struct raft_peer_frame *f = container_of(req, struct raft_peer_frame, req);
     struct out_conn *c = f->conn;
-    struct peer *p = c->peer;
+    struct raft_peer *p = c->peer;
     if (p != NULL) {
         p->queued_bytes -= f->accounted;
         c->inflight -= f->accounted;
         if (status < 0)
-            peer_fail(p, "write failed", status);
+            raft_peer_fail(p, "write failed", status);
     }
     swm_free(f);
 }
 
 /* Hands f to c's socket. On failure f is freed and the peer fails. */
-static int conn_write(struct out_conn *c, struct out_frame *f)
+static int conn_write(struct out_conn *c, struct raft_peer_frame *f)
 {
     uv_buf_t buf = uv_buf_init((char *)f->bytes, (unsigned)f->size);
     f->conn = c;
     f->next = NULL;
     int rc = uv_write(&f->req, (uv_stream_t *)&c->tcp, &buf, 1, frame_written);
     if (rc < 0) {
-        c->peer->queued_bytes -= f->accounted;
-        swm_free(f);
-        peer_fail(c->peer, "write failed", rc);
+        raft_peer_frame_done(c->peer, f);
+        raft_peer_fail(c->peer, "write failed", rc);
         return rc;
     }
     c->inflight += f->accounted;
     return 0;
 }
 
-static void peer_drop_queue(struct peer *p)
+/* The socket takes every frame: a failed write fails the peer. */
+static bool out_write(struct raft_peer *p, struct raft_peer_frame *f)
 {
-    while (p->head != NULL) {
-        struct out_frame *f = p->head;
-        p->head = f->next;
-        p->queued_bytes -= f->accounted;
-        swm_free(f);
-    }
-    p->tail = NULL;
-}
-
-/* Closes the current connection, drops what was waiting (Raft retries) and
- * schedules the next attempt. */
-static void peer_fail(struct peer *p, const char *why, int status)
-{
-    if (p->state == PEER_CONNECTED)
-        swm_log_info("raft tcp: connection lost peer=%" PRIu64 " addr=%s reason=\"%s: %s\"", p->id,
-                     p->addr, why, err_text(status));
-    else
-        swm_log_debug("raft tcp: connect failed peer=%" PRIu64 " addr=%s reason=\"%s: %s\"", p->id,
-                      p->addr, why, err_text(status));
-    if (p->conn != NULL)
-        out_conn_drop(p->conn);
-    peer_drop_queue(p);
-    p->state = PEER_BACKOFF;
-    uv_timer_start(&p->timer, peer_timer_fired, p->backoff_ms, 0);
-    p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
+    conn_write(p->conn, f);
+    return true;
 }
 
 /* The receiver never writes back: bytes mean a confused peer, EOF or an
@@ -294,25 +215,25 @@ static void out_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0) {
         swm_log_warn("raft tcp: peer wrote on an outbound connection peer=%" PRIu64 " addr=%s",
                      c->peer->id, c->peer->addr);
-        peer_fail(c->peer, "unexpected data", SWM_EPROTO);
+        raft_peer_fail(c->peer, "unexpected data", SWM_EPROTO);
         return;
     }
-    peer_fail(c->peer, "read", (int)nread);
+    raft_peer_fail(c->peer, "read", (int)nread);
 }
 
 /* Starts watching for EOF and queues the hello. Returns 0, or an error
  * after failing the peer. */
 static int conn_greet(struct out_conn *c)
 {
-    struct peer *p = c->peer;
+    struct raft_peer *p = c->peer;
     uint8_t hello[HELLO_SIZE];
     memcpy(hello, HELLO_MAGIC, 8);
-    put_be64(hello + 8, p->t->self_id);
-    struct out_frame *h = frame_new(hello, sizeof(hello), 0);
+    put_be64(hello + 8, c->t->self_id);
+    struct raft_peer_frame *h = raft_peer_frame_new(hello, sizeof(hello), 0);
     int rc = h == NULL ? -ENOMEM : uv_read_start((uv_stream_t *)&c->tcp, alloc_out, out_conn_read);
     if (rc < 0) {
         swm_free(h);
-        peer_fail(p, "start", rc);
+        raft_peer_fail(p, "start", rc);
         return rc;
     }
     return conn_write(c, h);
@@ -321,11 +242,11 @@ static int conn_greet(struct out_conn *c)
 static void out_conn_connected(uv_connect_t *req, int status)
 {
     struct out_conn *c = container_of(req, struct out_conn, connect);
-    struct peer *p = c->peer;
+    struct raft_peer *p = c->peer;
     if (p == NULL)
         return; /* dropped while connecting; the handle is closing */
     if (status < 0) {
-        peer_fail(p, "connect", status);
+        raft_peer_fail(p, "connect", status);
         return;
     }
     uv_timer_stop(&p->timer);
@@ -333,24 +254,15 @@ static void out_conn_connected(uv_connect_t *req, int status)
     uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_DELAY_S);
     if (conn_greet(c) < 0)
         return;
-    p->state = PEER_CONNECTED;
-    p->backoff_ms = BACKOFF_MIN_MS;
-    /* A failed write fails the peer, which detaches c: stop then. */
-    while (p->head != NULL && p->conn == c) {
-        struct out_frame *f = p->head;
-        p->head = f->next;
-        if (p->head == NULL)
-            p->tail = NULL;
-        conn_write(c, f);
-    }
+    raft_peer_connected(p);
 }
 
-static void peer_connect(struct peer *p)
+static void out_connect(struct raft_peer *p)
 {
-    struct tcp_transport *t = p->t;
+    struct tcp_transport *t = peers_tcp(p->set);
     struct out_conn *c = swm_calloc(1, sizeof(*c));
     if (c == NULL) {
-        peer_fail(p, "connect", -ENOMEM);
+        raft_peer_fail(p, "connect", -ENOMEM);
         return;
     }
     c->t = t;
@@ -359,18 +271,18 @@ static void peer_connect(struct peer *p)
     t->refs++;
     c->peer = p;
     p->conn = c;
-    p->state = PEER_CONNECTING;
+    p->state = RAFT_PEER_CONNECTING;
     int rc =
         uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&p->sa, out_conn_connected);
     if (rc < 0) {
-        peer_fail(p, "connect", rc);
+        raft_peer_fail(p, "connect", rc);
         return;
     }
     /* The loop's clock is only refreshed once per iteration; a send made
      * after a long callback (or before the loop runs) would otherwise start
      * the deadline in the past and time out a connect never polled. */
     uv_update_time(t->loop);
-    uv_timer_start(&p->timer, peer_timer_fired, CONNECT_TIMEOUT_MS, 0);
+    raft_peer_arm(p, CONNECT_TIMEOUT_MS);
 }
 
 /* libuv runs timers before polling, so after the loop was busy for longer
@@ -385,49 +297,32 @@ static bool connect_done(struct out_conn *c)
            getpeername(fd, (struct sockaddr *)&sa, &len) == 0;
 }
 
-static void peer_timer_fired(uv_timer_t *timer)
+static void out_connect_timeout(struct raft_peer *p)
 {
-    struct peer *p = timer->data;
-    if (p->state == PEER_CONNECTING && connect_done(p->conn)) {
-        uv_timer_start(&p->timer, peer_timer_fired, CONNECT_TIMEOUT_MS, 0);
-    } else if (p->state == PEER_CONNECTING) {
-        peer_fail(p, "connect", UV_ETIMEDOUT);
-    } else if (p->state == PEER_BACKOFF) {
-        p->state = PEER_IDLE;
-        if (p->head != NULL)
-            peer_connect(p);
-    }
+    if (connect_done(p->conn))
+        raft_peer_arm(p, CONNECT_TIMEOUT_MS);
+    else
+        raft_peer_fail(p, "connect", UV_ETIMEDOUT);
 }
 
-static struct peer *peer_find(struct tcp_transport *t, uint64_t id)
+static void peers_ref(struct raft_peers *s)
 {
-    for (struct peer *p = t->peers; p != NULL; p = p->next)
-        if (p->id == id)
-            return p;
-    return NULL;
+    peers_tcp(s)->refs++;
 }
 
-static void peer_closed(uv_handle_t *h)
+static void peers_unref(struct raft_peers *s)
 {
-    struct peer *p = h->data;
-    struct tcp_transport *t = p->t;
-    swm_free(p);
-    transport_unref(t);
+    transport_unref(peers_tcp(s));
 }
 
-static void peer_remove(struct tcp_transport *t, struct peer *p)
-{
-    for (struct peer **pp = &t->peers; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
-    }
-    if (p->conn != NULL)
-        out_conn_drop(p->conn);
-    peer_drop_queue(p);
-    uv_close((uv_handle_t *)&p->timer, peer_closed);
-}
+static const struct raft_peer_ops tcp_peer_ops = {
+    .connect = out_connect,
+    .write = out_write,
+    .drop = out_conn_drop,
+    .timeout = out_connect_timeout,
+    .ref = peers_ref,
+    .unref = peers_unref,
+};
 
 static int tcp_send(struct raft_transport *base, uint64_t to, const void *frame, size_t len)
 {
@@ -436,29 +331,19 @@ static int tcp_send(struct raft_transport *base, uint64_t to, const void *frame,
         return SWM_ESHUTDOWN;
     if (len == 0 || len > t->max_frame)
         return -EMSGSIZE;
-    struct peer *p = peer_find(t, to);
-    if (p == NULL)
-        return SWM_ENOTFOUND;
-    size_t size = FRAME_HEADER + len;
-    if (p->queued_bytes > 0 && p->queued_bytes + size > t->limits.peer_queue_bytes)
-        return -ENOBUFS;
-    struct out_frame *f = frame_new(frame, len, FRAME_HEADER);
+    /* Frames being written count against the bound as well (queued_bytes). */
+    struct raft_peer *p;
+    int rc = raft_peers_reserve(&t->peers, to, FRAME_HEADER + len, &p);
+    if (rc < 0)
+        return rc;
+    struct raft_peer_frame *f = raft_peer_frame_new(frame, len, FRAME_HEADER);
     if (f == NULL)
         return -ENOMEM;
     put_be32(f->bytes, (uint32_t)len);
-    f->accounted = size;
-    p->queued_bytes += size;
-    if (p->state == PEER_CONNECTED) {
-        conn_write(p->conn, f);
-        return 0;
-    }
-    if (p->tail != NULL)
-        p->tail->next = f;
-    else
-        p->head = f;
-    p->tail = f;
-    if (p->state == PEER_IDLE)
-        peer_connect(p);
+    raft_peer_push(p, f);
+    /* Connected, nothing else waits: the frame goes to the socket now. */
+    if (p->state == RAFT_PEER_CONNECTED)
+        raft_peer_flush(p);
     return 0;
 }
 
@@ -683,8 +568,7 @@ static void tcp_close(struct raft_transport *base)
     if (t->closing)
         return;
     t->closing = true;
-    while (t->peers != NULL)
-        peer_remove(t, t->peers);
+    raft_peers_clear(&t->peers);
     while (t->inbound != NULL)
         in_conn_close(t->inbound);
     uv_close((uv_handle_t *)&t->listener, handle_unref);
@@ -727,6 +611,9 @@ int raft_tcp_transport_open(uv_loop_t *loop, uint64_t self_id, const char *liste
     t->base.ops = &tcp_ops;
     t->loop = loop;
     t->self_id = self_id;
+    t->peers.ops = &tcp_peer_ops;
+    t->peers.loop = loop;
+    t->peers.log_name = "raft tcp";
     t->max_frame = max_frame != 0 ? max_frame : RAFT_MESSAGE_MAX_SIZE;
     raft_tcp_transport_set_limits(&t->base, &(struct raft_tcp_limits){0});
     /* Neither init can fail for AF_UNSPEC and a timer; from here on the
@@ -757,63 +644,21 @@ void raft_tcp_transport_set_limits(struct raft_transport *base, const struct raf
         l->peer_queue_bytes ? l->peer_queue_bytes : RAFT_TCP_PEER_QUEUE_BYTES;
     t->limits.max_inbound = l->max_inbound ? l->max_inbound : RAFT_TCP_MAX_INBOUND;
     t->limits.idle_timeout_ms = l->idle_timeout_ms ? l->idle_timeout_ms : RAFT_TCP_IDLE_TIMEOUT_MS;
+    t->peers.queue_bytes = t->limits.peer_queue_bytes;
     /* A raised bound admits a connection waiting in the backlog now. */
     if (t->accept_pending && !t->closing && t->n_inbound < t->limits.max_inbound)
         accept_one(t);
 }
 
-/* Points p at a new address: the old connection and any pending attempt
- * go; waiting frames are sent to the new address right away. */
-static void peer_readdress(struct peer *p, const struct sockaddr_storage *sa, const char *addr)
-{
-    p->sa = *sa;
-    snprintf(p->addr, sizeof(p->addr), "%s", addr);
-    if (p->conn != NULL)
-        out_conn_drop(p->conn);
-    uv_timer_stop(&p->timer);
-    p->state = PEER_IDLE;
-    p->backoff_ms = BACKOFF_MIN_MS;
-    if (p->head != NULL)
-        peer_connect(p);
-}
-
 int raft_tcp_transport_set_peer(struct raft_transport *base, uint64_t id, const char *addr)
 {
     struct tcp_transport *t = to_tcp(base);
-    struct sockaddr_storage sa;
     if (t->closing)
         return SWM_ESHUTDOWN;
-    if (id == 0 || swm_addr_parse(addr, &sa) < 0 || strlen(addr) >= SWM_ADDR_STRLEN)
-        return -EINVAL;
-    struct peer *p = peer_find(t, id);
-    if (p != NULL) {
-        if (!same_addr(&p->sa, &sa))
-            peer_readdress(p, &sa, addr);
-        return 0;
-    }
-    p = swm_calloc(1, sizeof(*p));
-    if (p == NULL)
-        return -ENOMEM;
-    p->t = t;
-    p->id = id;
-    p->sa = sa;
-    snprintf(p->addr, sizeof(p->addr), "%s", addr);
-    p->state = PEER_IDLE;
-    p->backoff_ms = BACKOFF_MIN_MS;
-    uv_timer_init(t->loop, &p->timer);
-    p->timer.data = p;
-    t->refs++;
-    p->next = t->peers;
-    t->peers = p;
-    return 0;
+    return raft_peers_set(&t->peers, id, addr);
 }
 
 int raft_tcp_transport_remove_peer(struct raft_transport *base, uint64_t id)
 {
-    struct tcp_transport *t = to_tcp(base);
-    struct peer *p = peer_find(t, id);
-    if (p == NULL)
-        return SWM_ENOTFOUND;
-    peer_remove(t, p);
-    return 0;
+    return raft_peers_remove(&to_tcp(base)->peers, id);
 }
