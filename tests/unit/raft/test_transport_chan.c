@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../transport/identities.h"
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/err.h"
@@ -26,44 +27,19 @@
 #include "net/transport/conn.h"
 
 #define SEC INT64_C(1000000000)
-#define CLUSTER_ID "clustr0000000000000000001"
 #define TICK_MS 5
 #define MAX_ITERS 4000
 
 /* --- certificates ------------------------------------------------------- */
 
-static int64_t wall_now = INT64_C(1800000000) * SEC;
-
-static int64_t test_wall_clock(void *arg)
-{
-    return wall_now;
-}
-
-struct node {
-    struct ca_keypair key;
-    struct ca_cert cert;
-    const uint8_t *root_pk;
-};
-
 static struct ca_keypair root, other_root;
 /* m[1..3]: managers; wkr: a worker; rogue: a manager of another cluster. */
-static struct node m[4], wkr, rogue;
+static struct test_node m[4], wkr, rogue;
 
 static const char *const node_ids[4] = {NULL, "manager000000000000000001",
                                         "manager000000000000000002", "manager000000000000000003"};
 
-static void make_node(struct node *n, const struct ca_keypair *by, int role, int seed_byte,
-                      const char *id)
-{
-    uint8_t seed[32] = {(uint8_t)seed_byte};
-    ca_keypair_from_seed(&n->key, seed);
-    n->root_pk = by->pk;
-    assert_int_equal(ca_cert_issue(&n->cert, by, id, CLUSTER_ID, role, n->key.pk, wall_now,
-                                   CA_CERT_EXPIRY_DEFAULT, NULL),
-                     0);
-}
-
-static struct chan_config config_of(const struct node *n)
+static struct chan_config config_of(const struct test_node *n)
 {
     return (struct chan_config){
         .identity = &n->key,
@@ -89,10 +65,10 @@ static int group_setup(void **state)
     seed[0] = 101;
     ca_keypair_from_seed(&other_root, seed);
     for (int i = 1; i < 4; i++)
-        make_node(&m[i], &root, CA_ROLE_MANAGER, i, node_ids[i]);
-    make_node(&wkr, &root, CA_ROLE_WORKER, 9, "worker0000000000000000009");
+        test_node_make(&m[i], &root, CA_ROLE_MANAGER, i, node_ids[i]);
+    test_node_make(&wkr, &root, CA_ROLE_WORKER, 9, "worker0000000000000000009");
     /* A manager certificate with our cluster id, but from another root. */
-    make_node(&rogue, &other_root, CA_ROLE_MANAGER, 10, node_ids[2]);
+    test_node_make(&rogue, &other_root, CA_ROLE_MANAGER, 10, node_ids[2]);
     return 0;
 }
 
@@ -262,7 +238,7 @@ static void wait_frames(struct sink *s, int n)
     }
 }
 
-static struct raft_transport *open_as(uint64_t id, const struct node *n, const char *addr,
+static struct raft_transport *open_as(uint64_t id, const struct test_node *n, const char *addr,
                                       struct sink *s)
 {
     struct raft_transport *t = NULL;

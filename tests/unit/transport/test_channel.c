@@ -17,43 +17,19 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "identities.h"
 #include "net/transport/channel.h"
 
 #define SEC INT64_C(1000000000)
 #define MS INT64_C(1000000)
-#define CLUSTER_ID "clustr0000000000000000001"
 
 /* ----------------------------------------------------------- fixture -- */
 
-static int64_t wall_now = INT64_C(1800000000) * SEC;
-
-static int64_t test_wall_clock(void *arg)
-{
-    return wall_now;
-}
-
-struct node {
-    struct ca_keypair key;
-    struct ca_cert cert;
-    char id[SWM_ID_LEN + 1];
-};
-
 static struct ca_keypair root, other_root;
-static struct node mgr, wkr, mgr2;
+static struct test_node mgr, wkr, mgr2;
 static struct ca_revoked revoked;
 static char worker_token[CA_TOKEN_LEN + 1], manager_token[CA_TOKEN_LEN + 1];
 static struct ca_join_secrets secrets;
-
-static void make_node(struct node *n, const struct ca_keypair *by, int role, int seed_byte,
-                      const char *id)
-{
-    uint8_t seed[32] = {(uint8_t)seed_byte};
-    ca_keypair_from_seed(&n->key, seed);
-    snprintf(n->id, sizeof(n->id), "%s", id);
-    assert_int_equal(ca_cert_issue(&n->cert, by, n->id, CLUSTER_ID, role, n->key.pk, wall_now,
-                                   CA_CERT_EXPIRY_DEFAULT, NULL),
-                     0);
-}
 
 static int setup(void **state)
 {
@@ -61,9 +37,9 @@ static int setup(void **state)
     ca_keypair_from_seed(&root, seed);
     seed[0] = 101;
     ca_keypair_from_seed(&other_root, seed);
-    make_node(&mgr, &root, CA_ROLE_MANAGER, 1, "manager000000000000000001");
-    make_node(&wkr, &root, CA_ROLE_WORKER, 2, "worker0000000000000000002");
-    make_node(&mgr2, &root, CA_ROLE_MANAGER, 3, "manager000000000000000003");
+    test_node_make(&mgr, &root, CA_ROLE_MANAGER, 1, "manager000000000000000001");
+    test_node_make(&wkr, &root, CA_ROLE_WORKER, 2, "worker0000000000000000002");
+    test_node_make(&mgr2, &root, CA_ROLE_MANAGER, 3, "manager000000000000000003");
     assert_int_equal(ca_token_generate(root.pk, worker_token), 0);
     assert_int_equal(ca_token_generate(root.pk, manager_token), 0);
     struct ca_token t;
@@ -83,12 +59,12 @@ static int teardown(void **state)
 /* Every test starts from a clean clock and revocation set. */
 static int reset(void **state)
 {
-    wall_now = INT64_C(1800000000) * SEC;
+    test_wall_now = INT64_C(1800000000) * SEC;
     ca_revoked_free(&revoked);
     return 0;
 }
 
-static struct chan_config base_config(enum chan_side side, const struct node *n)
+static struct chan_config base_config(enum chan_side side, const struct test_node *n)
 {
     return (struct chan_config){
         .side = side,
@@ -172,8 +148,8 @@ static void expect_event(struct chan *ch, enum chan_event_type type, struct chan
     assert_int_equal(ev->type, type);
 }
 
-static void connect_pair(struct chan **i, struct chan **r, const struct node *ni,
-                         const struct node *nr)
+static void connect_pair(struct chan **i, struct chan **r, const struct test_node *ni,
+                         const struct test_node *nr)
 {
     struct chan_config ci = base_config(CHAN_INITIATOR, ni);
     struct chan_config cr = base_config(CHAN_RESPONDER, nr);
@@ -346,24 +322,24 @@ static void expired_certificates_are_refused(void **state)
 {
     struct chan_config ci = base_config(CHAN_INITIATOR, &wkr);
     struct chan_config cr = base_config(CHAN_RESPONDER, &mgr);
-    struct node old = wkr;
-    assert_int_equal(ca_cert_issue(&old.cert, &root, old.id, CLUSTER_ID, CA_ROLE_WORKER, old.key.pk,
-                                   wall_now - 100 * 3600 * SEC, 3600 * SEC, NULL),
+    struct test_node old = wkr;
+    assert_int_equal(ca_cert_issue(&old.cert, &root, old.id, TEST_CLUSTER_ID, CA_ROLE_WORKER,
+                                   old.key.pk, test_wall_now - 100 * 3600 * SEC, 3600 * SEC, NULL),
                      0);
     ci.cert = &old.cert;
     expect_refused(&ci, &cr, SWM_EEXPIRED, "expired");
 
     /* Both expired from the worker's point of view: it refuses first. */
     ci.cert = &wkr.cert;
-    wall_now += CA_CERT_EXPIRY_DEFAULT;
+    test_wall_now += CA_CERT_EXPIRY_DEFAULT;
     expect_initiator_refuses(&ci, &cr, SWM_EEXPIRED, "certificate of node manager");
 
     /* An open channel notices at its next recheck. */
-    wall_now -= CA_CERT_EXPIRY_DEFAULT;
+    test_wall_now -= CA_CERT_EXPIRY_DEFAULT;
     struct chan *i, *r;
     struct swm_err err = {0};
     connect_pair(&i, &r, &wkr, &mgr);
-    wall_now += CA_CERT_EXPIRY_DEFAULT;
+    test_wall_now += CA_CERT_EXPIRY_DEFAULT;
     assert_int_equal(chan_recheck(i, &err), SWM_EEXPIRED);
     chan_free(i);
     chan_free(r);
@@ -402,8 +378,8 @@ static void every_rpc_can_check_the_callers_role(void **state)
 
 static void another_clusters_nodes_are_refused(void **state)
 {
-    struct node stranger;
-    make_node(&stranger, &other_root, CA_ROLE_MANAGER, 9, "stranger00000000000000009");
+    struct test_node stranger;
+    test_node_make(&stranger, &other_root, CA_ROLE_MANAGER, 9, "stranger00000000000000009");
     struct chan_config ci = base_config(CHAN_INITIATOR, &stranger);
     struct chan_config cr = base_config(CHAN_RESPONDER, &mgr);
     expect_refused(&ci, &cr, SWM_EWRONGCLUSTER, "another cluster's root key");
@@ -868,12 +844,12 @@ static void join_issues_a_certificate(void **state)
 
     /* The library refuses a certificate for the wrong key or role. */
     struct ca_cert c;
-    assert_int_equal(ca_cert_issue(&c, &root, "joined0000000000000000001", CLUSTER_ID,
-                                   CA_ROLE_WORKER, pk, wall_now, CA_CERT_EXPIRY_DEFAULT, NULL),
+    assert_int_equal(ca_cert_issue(&c, &root, "joined0000000000000000001", TEST_CLUSTER_ID,
+                                   CA_ROLE_WORKER, pk, test_wall_now, CA_CERT_EXPIRY_DEFAULT, NULL),
                      0);
     assert_int_equal(chan_send_cert(r, &c, &err), -EINVAL);
-    assert_int_equal(ca_cert_issue(&c, &root, "joined0000000000000000001", CLUSTER_ID, role, pk,
-                                   wall_now, CA_CERT_EXPIRY_DEFAULT, NULL),
+    assert_int_equal(ca_cert_issue(&c, &root, "joined0000000000000000001", TEST_CLUSTER_ID, role,
+                                   pk, test_wall_now, CA_CERT_EXPIRY_DEFAULT, NULL),
                      0);
     assert_int_equal(chan_send_cert(r, &c, &err), 0);
     assert_int_equal(move(r, i, &err), 0);
@@ -886,7 +862,7 @@ static void join_issues_a_certificate(void **state)
     chan_free(r);
 
     /* The new node now connects with its certificate. */
-    struct node joined = {.key = j.key, .cert = c};
+    struct test_node joined = {.key = j.key, .cert = c};
     snprintf(joined.id, sizeof(joined.id), "%s", c.node_id);
     struct chan *i2, *r2;
     connect_pair(&i2, &r2, &joined, &mgr);
@@ -950,8 +926,8 @@ static void join_rejects_a_forged_certificate(void **state)
     /* A manager bug (or a compromised one with another root): the joiner
      * checks what it got against the pinned root. */
     struct ca_cert c;
-    assert_int_equal(ca_cert_issue(&c, &other_root, "joined0000000000000000001", CLUSTER_ID,
-                                   CA_ROLE_WORKER, j.key.pk, wall_now, 3600 * SEC, NULL),
+    assert_int_equal(ca_cert_issue(&c, &other_root, "joined0000000000000000001", TEST_CLUSTER_ID,
+                                   CA_ROLE_WORKER, j.key.pk, test_wall_now, 3600 * SEC, NULL),
                      0);
     assert_int_equal(chan_send_cert(r, &c, &err), 0);
     assert_int_equal(move(r, i, &err), SWM_EWRONGCLUSTER);

@@ -20,44 +20,20 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "identities.h"
 #include "net/transport/conn.h"
 
 #define SEC INT64_C(1000000000)
 #define MS INT64_C(1000000)
-#define CLUSTER_ID "clustr0000000000000000001"
 #define MAX_SIDES 16
 #define RUN_CAP_NS (20 * SEC)
 
 /* ----------------------------------------------------------- fixture -- */
 
-static int64_t wall_now = INT64_C(1800000000) * SEC;
-
-static int64_t test_wall_clock(void *arg)
-{
-    return wall_now;
-}
-
-struct node {
-    struct ca_keypair key;
-    struct ca_cert cert;
-    char id[SWM_ID_LEN + 1];
-};
-
 static struct ca_keypair root, other_root;
-static struct node mgr, wkr, rogue;
+static struct test_node mgr, wkr, rogue;
 static char worker_token[CA_TOKEN_LEN + 1];
 static struct ca_join_secrets secrets;
-
-static void make_node(struct node *n, const struct ca_keypair *by, int role, int seed_byte,
-                      const char *id)
-{
-    uint8_t seed[32] = {(uint8_t)seed_byte};
-    ca_keypair_from_seed(&n->key, seed);
-    snprintf(n->id, sizeof(n->id), "%s", id);
-    assert_int_equal(ca_cert_issue(&n->cert, by, n->id, CLUSTER_ID, role, n->key.pk, wall_now,
-                                   CA_CERT_EXPIRY_DEFAULT, NULL),
-                     0);
-}
 
 /* What one connection reported. */
 struct side {
@@ -116,10 +92,10 @@ static int setup(void **state)
     ca_keypair_from_seed(&root, seed);
     seed[0] = 101;
     ca_keypair_from_seed(&other_root, seed);
-    make_node(&mgr, &root, CA_ROLE_MANAGER, 1, "manager000000000000000001");
-    make_node(&wkr, &root, CA_ROLE_WORKER, 2, "worker0000000000000000002");
+    test_node_make(&mgr, &root, CA_ROLE_MANAGER, 1, "manager000000000000000001");
+    test_node_make(&wkr, &root, CA_ROLE_WORKER, 2, "worker0000000000000000002");
     /* Same cluster id, but signed by another root. */
-    make_node(&rogue, &other_root, CA_ROLE_WORKER, 4, "worker0000000000000000004");
+    test_node_make(&rogue, &other_root, CA_ROLE_WORKER, 4, "worker0000000000000000004");
     assert_int_equal(ca_token_generate(root.pk, worker_token), 0);
     struct ca_token t;
     assert_int_equal(ca_token_parse(&t, worker_token, NULL), 0);
@@ -273,8 +249,8 @@ static void on_join_request(struct chan_conn *conn, const uint8_t pk[CA_PUBKEY_L
     struct side *s = side_of(conn, arg);
     s->join_requests++;
     struct ca_cert c;
-    assert_int_equal(ca_cert_issue(&c, &root, "worker0000000000000000009", CLUSTER_ID, role, pk,
-                                   wall_now, CA_CERT_EXPIRY_DEFAULT, NULL),
+    assert_int_equal(ca_cert_issue(&c, &root, "worker0000000000000000009", TEST_CLUSTER_ID, role,
+                                   pk, test_wall_now, CA_CERT_EXPIRY_DEFAULT, NULL),
                      0);
     assert_int_equal(chan_conn_send_cert(conn, &c, NULL), 0);
 }
@@ -323,7 +299,7 @@ static struct chan_config server_config(void)
     };
 }
 
-static struct chan_config client_config(const struct node *n)
+static struct chan_config client_config(const struct test_node *n)
 {
     return (struct chan_config){
         .identity = &n->key,
