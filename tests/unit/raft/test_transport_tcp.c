@@ -24,166 +24,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "manager/raft/transport_tcp.h"
-
-/* UV_RUN_ONCE returns at least this often thanks to the tick timer; the
- * iteration bound makes every wait finite (>= 20 s of loop time). */
-#define TICK_MS 5
-#define MAX_ITERS 4000
-
-struct sink {
-    int frames;
-    size_t bytes;
-    size_t last_len;
-    uint32_t last_tag;
-    int corrupt;
-    int out_of_order;
-};
-
-struct fix {
-    uv_loop_t loop;
-    uv_timer_t tick;
-    FILE *log;
-    char *logbuf;
-    size_t loglen;
-};
-
-static struct fix *F;
-
-/* Frames carry a tag (first 4 bytes) and a pattern derived from it, so a
- * sink can check both content and order. The pattern repeats every 256
- * bytes, which keeps multi-megabyte frames cheap under the sanitizers. */
-static void pattern(uint8_t block[256], uint32_t tag)
-{
-    for (size_t i = 0; i < 256; i++)
-        block[i] = (uint8_t)(tag * 31u + i);
-}
-
-static uint8_t *make_frame(size_t len, uint32_t tag)
-{
-    uint8_t *b = malloc(len);
-    assert_non_null(b);
-    uint8_t block[256];
-    pattern(block, tag);
-    for (size_t i = 0; i < len; i += 256)
-        memcpy(b + i, block, len - i < 256 ? len - i : 256);
-    if (len >= 4) {
-        b[0] = (uint8_t)(tag >> 24);
-        b[1] = (uint8_t)(tag >> 16);
-        b[2] = (uint8_t)(tag >> 8);
-        b[3] = (uint8_t)tag;
-    }
-    return b;
-}
-
-static void sink_recv(void *arg, const void *frame, size_t len)
-{
-    struct sink *s = arg;
-    const uint8_t *b = frame;
-    assert_true(len > 0);
-    uint32_t tag =
-        len >= 4 ? (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3] : 0;
-    uint8_t block[256];
-    pattern(block, tag);
-    bool intact = len < 4 || memcmp(b + 4, block + 4, (len < 256 ? len : 256) - 4) == 0;
-    for (size_t i = 256; intact && i < len; i += 256)
-        intact = memcmp(b + i, block, len - i < 256 ? len - i : 256) == 0;
-    if (!intact)
-        s->corrupt++;
-    if (s->frames > 0 && tag <= s->last_tag)
-        s->out_of_order++;
-    s->frames++;
-    s->bytes += len;
-    s->last_len = len;
-    s->last_tag = tag;
-}
-
-static void tick(uv_timer_t *t)
-{
-}
-
-static int setup(void **state)
-{
-    F = calloc(1, sizeof(*F));
-    assert_int_equal(uv_loop_init(&F->loop), 0);
-    uv_timer_init(&F->loop, &F->tick);
-    uv_timer_start(&F->tick, tick, TICK_MS, TICK_MS);
-    F->log = open_memstream(&F->logbuf, &F->loglen);
-    assert_non_null(F->log);
-    swm_log_set_stream(F->log);
-    return 0;
-}
-
-static void walk_close(uv_handle_t *h, void *arg)
-{
-    /* Only the tick timer may remain: a leftover transport handle is a bug. */
-    assert_ptr_equal(h, &F->tick);
-}
-
-static int teardown(void **state)
-{
-    uv_walk(&F->loop, walk_close, NULL);
-    uv_close((uv_handle_t *)&F->tick, NULL);
-    uv_run(&F->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&F->loop), 0);
-    swm_log_set_stream(NULL);
-    fclose(F->log);
-    free(F->logbuf);
-    free(F);
-    return 0;
-}
-
-/* Closes transports and runs the loop until they have freed themselves. */
-static void close_all(struct raft_transport **ts, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        raft_transport_close(ts[i]);
-    uv_timer_stop(&F->tick);
-    uv_run(&F->loop, UV_RUN_DEFAULT);
-    uv_timer_start(&F->tick, tick, TICK_MS, TICK_MS);
-}
-
-static int log_count(const char *needle)
-{
-    fflush(F->log);
-    int n = 0;
-    for (const char *p = F->logbuf; p != NULL && (p = strstr(p, needle)) != NULL; p++)
-        n++;
-    return n;
-}
-
-static bool run_until(bool (*done)(void *), void *arg)
-{
-    for (int i = 0; i < MAX_ITERS && !done(arg); i++)
-        uv_run(&F->loop, UV_RUN_ONCE);
-    return done(arg);
-}
-
-static void run_iters(int n)
-{
-    for (int i = 0; i < n; i++)
-        uv_run(&F->loop, UV_RUN_ONCE);
-}
-
-struct want {
-    struct sink *s;
-    int frames;
-};
-
-static bool has_frames(void *arg)
-{
-    struct want *w = arg;
-    return w->s->frames >= w->frames;
-}
-
-static void wait_frames(struct sink *s, int n)
-{
-    struct want w = {s, n};
-    if (!run_until(has_frames, &w)) {
-        fflush(F->log);
-        fprintf(stderr, "log:\n%s", F->logbuf != NULL ? F->logbuf : "");
-        fail_msg("got %d frames (%zu bytes), want %d", s->frames, s->bytes, n);
-    }
-}
+#include "transport_fixture.h"
 
 static struct raft_transport *open_tr(uint64_t id, size_t max_frame, struct sink *s)
 {
@@ -203,14 +44,6 @@ static void point_at(struct raft_transport *from, uint64_t id, struct raft_trans
     char addr[32];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", raft_tcp_transport_port(to));
     assert_int_equal(raft_tcp_transport_set_peer(from, id, addr), 0);
-}
-
-static int send_tagged(struct raft_transport *t, uint64_t to, size_t len, uint32_t tag)
-{
-    uint8_t *b = make_frame(len, tag);
-    int rc = raft_transport_send(t, to, b, len);
-    free(b); /* send copied it */
-    return rc;
 }
 
 /* A blocking client socket connected to t; the kernel completes the
@@ -779,20 +612,21 @@ static void test_oom(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_wire_format, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exchange_both_ways, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_frames_and_max_size, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_oversized_frame_closes_connection, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_hello_and_garbage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reconnect_after_peer_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queue_bound, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_set_peer_address_change, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_addresses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_with_writes_in_flight, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_from_recv, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inbound_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_oom, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wire_format, tfx_setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_exchange_both_ways, tfx_setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_many_frames_and_max_size, tfx_setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_oversized_frame_closes_connection, tfx_setup,
+                                        tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_hello_and_garbage, tfx_setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_after_peer_restart, tfx_setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_bound, tfx_setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_set_peer_address_change, tfx_setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_addresses, tfx_setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_close_with_writes_in_flight, tfx_setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_close_from_recv, tfx_setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_inbound_limit, tfx_setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_idle_timeout, tfx_setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_oom, tfx_setup, tfx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
