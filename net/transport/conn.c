@@ -278,7 +278,7 @@ static void conn_handle_closed(uv_handle_t *h)
     }
     /* Unlinked first, so that the callback sees the listener's counts
      * without this connection and may close the listener. */
-    if (c->visible)
+    if (c->visible && c->cbs.closed != NULL)
         c->cbs.closed(c, c->status, c->reason, c->cbs.arg);
     chan_free(c->ch);
     swm_free(c->own_readbuf);
@@ -505,9 +505,12 @@ static void conn_tick(uv_timer_t *timer)
     if (q < c->last_queue)
         c->last_progress = now;
     c->last_queue = q;
-    if (now - c->last_progress >= (uint64_t)c->limits.write_timeout)
+    /* conn_flush above stamps last_progress after `now` when it starts a
+     * write (a keepalive on an idle connection): that is no stall. */
+    uint64_t stalled = now > c->last_progress ? now - c->last_progress : 0;
+    if (stalled >= (uint64_t)c->limits.write_timeout)
         conn_abort(c, -ETIMEDOUT, "peer is not reading: %zu bytes unwritten for %" PRIu64 " ms",
-                   c->inflight, (now - c->last_progress) / 1000000);
+                   c->inflight, stalled / 1000000);
 }
 
 /* Makes a connection with both handles initialised; from here on it is
@@ -671,6 +674,19 @@ const char *chan_conn_remote(const struct chan_conn *c)
 size_t chan_conn_write_pending(const struct chan_conn *c)
 {
     return c->inflight;
+}
+
+/* conn_deliver and the write and close paths read c->cbs at each call, so
+ * a new set takes effect at the next callback, even for events left over
+ * from the read being delivered. */
+void chan_conn_set_callbacks(struct chan_conn *c, const struct chan_conn_callbacks *cbs)
+{
+    c->cbs = *cbs;
+}
+
+const struct chan_conn_callbacks *chan_conn_callbacks(const struct chan_conn *c)
+{
+    return &c->cbs;
 }
 
 void chan_conn_set_user(struct chan_conn *c, void *user)

@@ -15,7 +15,9 @@
  * 0, for an accepted one after its `established` (or `join_request`). An
  * accepted connection refused before that (bad handshake, garbage, limits)
  * is only logged, one line naming the remote address and the reason. The
- * connection is freed right after `closed` returns. */
+ * connection is freed right after `closed` returns. A connection can change
+ * owner (chan_conn_set_callbacks, used by the cluster port in port.h): its
+ * callbacks, `closed` included, then go to the new owner only. */
 #ifndef SWM_NET_TRANSPORT_CONN_H
 #define SWM_NET_TRANSPORT_CONN_H
 
@@ -155,6 +157,20 @@ const char *chan_conn_remote(const struct chan_conn *conn);
 
 /* Bytes handed to the socket and not yet taken by the kernel. */
 size_t chan_conn_write_pending(const struct chan_conn *conn);
+
+/* Hands the connection to a new owner: copies `cbs` (arg included; `closed`
+ * must not be NULL), and from then on every callback (data, drain, joined,
+ * closed, ...) goes to the new ones, including the `closed` still owed.
+ * May be called from inside a callback of the same connection (typically
+ * `established`, `data` or `join_request`): messages that arrived in the
+ * same read but are not yet delivered go to the new callbacks. Never
+ * fails. */
+void chan_conn_set_callbacks(struct chan_conn *conn, const struct chan_conn_callbacks *cbs);
+
+/* The callbacks the connection reports to now (owned by conn, changed by
+ * chan_conn_set_callbacks): lets a previous owner see whether a callee
+ * took the connection over. */
+const struct chan_conn_callbacks *chan_conn_callbacks(const struct chan_conn *conn);
 
 /* A pointer of the caller's, NULL until set. */
 void chan_conn_set_user(struct chan_conn *conn, void *user);
