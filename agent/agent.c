@@ -35,6 +35,8 @@ int agent_open(const struct agent_opts *opts, struct agent **out, struct swm_err
         return swm_err_set(err, -ENOMEM, "out of memory");
     a->loop = opts->loop;
     snprintf(a->node_id, sizeof(a->node_id), "%s", opts->node_id);
+    a->has_join_availability = opts->has_join_availability;
+    a->join_availability = opts->join_availability;
     a->hostname = swm_strdup(opts->hostname);
     int rc = a->hostname == NULL ? swm_err_set(err, -ENOMEM, "out of memory")
                                  : open_stores(a, opts, err);
@@ -164,16 +166,10 @@ static void on_container_exit(void *arg, const char *id, const struct exec_statu
     agent__drive(a, t);
 }
 
-void agent__report(struct agent *a, struct agent_task *t, Swarmc__TaskState state,
-                   const char *message, const char *err)
+/* Queues t's latest state for the next report batch: one per task and
+ * batch. */
+static void queue_report(struct agent *a, const struct agent_task *t)
 {
-    if (state <= t->reported)
-        return; /* task states only move forward */
-    t->reported = state;
-    t->reported_at_ns = swm_now_ns();
-    snprintf(t->message, sizeof(t->message), "%s", message);
-    snprintf(t->err, sizeof(t->err), "%s", err != NULL ? err : "");
-    /* A report carries the task's latest state: one per task and batch. */
     for (size_t i = 0; i < a->n_dirty; i++) {
         if (strcmp(a->dirty[i], t->id) == 0)
             return;
@@ -187,8 +183,20 @@ void agent__report(struct agent *a, struct agent_task *t, Swarmc__TaskState stat
     }
     a->dirty = grown;
     a->dirty[a->n_dirty++] = id;
-    if (!uv_is_active((uv_handle_t *)&a->flush_timer))
+    if (a->send != NULL && !uv_is_active((uv_handle_t *)&a->flush_timer))
         uv_timer_start(&a->flush_timer, flush_reports, 0, 0);
+}
+
+void agent__report(struct agent *a, struct agent_task *t, Swarmc__TaskState state,
+                   const char *message, const char *err)
+{
+    if (state <= t->reported)
+        return; /* task states only move forward */
+    t->reported = state;
+    t->reported_at_ns = swm_now_ns();
+    snprintf(t->message, sizeof(t->message), "%s", message);
+    snprintf(t->err, sizeof(t->err), "%s", err != NULL ? err : "");
+    queue_report(a, t);
 }
 
 /* Fills one report from the task's last recorded state. */
@@ -284,6 +292,18 @@ void agent__set_heartbeat(struct agent *a, int64_t period_ns)
     uv_timer_start(&a->heartbeat_timer, send_heartbeat, ms, ms);
 }
 
+/* A new session may follow a connection that died with reports in
+ * flight: every task's latest state is reported again (the dispatcher
+ * ignores what it already has, as states only move forward). */
+static void queue_all_reports(struct agent *a)
+{
+    for (size_t i = 0; i < a->tasks.cap; i++) {
+        const struct agent_task *t = a->tasks.slots[i].value;
+        if (a->tasks.slots[i].key != NULL && t->reported > 0)
+            queue_report(a, t);
+    }
+}
+
 void agent_connect(struct agent *a, agent_send_fn send, void *conn)
 {
     a->send = send;
@@ -299,11 +319,21 @@ void agent_connect(struct agent *a, agent_send_fn send, void *conn)
     Swarmc__RegisterRequest reg = SWARMC__REGISTER_REQUEST__INIT;
     reg.node_id = a->node_id;
     reg.description = &desc;
+    reg.has_availability = a->has_join_availability;
+    reg.availability = a->join_availability;
     Swarmc__AgentMessage msg = SWARMC__AGENT_MESSAGE__INIT;
     msg.msg_case = SWARMC__AGENT_MESSAGE__MSG_REGISTER;
     msg.register_ = &reg;
     send_message(a, &msg);
-    /* Reports queued while there was no session (flush_reports kept them). */
+    queue_all_reports(a);
     if (a->n_dirty > 0)
         uv_timer_start(&a->flush_timer, flush_reports, 0, 0);
+}
+
+void agent_disconnect(struct agent *a)
+{
+    a->send = NULL;
+    a->conn = NULL;
+    uv_timer_stop(&a->heartbeat_timer);
+    uv_timer_stop(&a->flush_timer);
 }

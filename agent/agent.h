@@ -8,6 +8,7 @@
 #ifndef SWM_AGENT_AGENT_H
 #define SWM_AGENT_AGENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -24,6 +25,10 @@ struct agent_opts {
     const char *data_dir; /* images/ and containers/ live below it */
     const char *run_dir;  /* runc/ state lives below it */
     const char *self_exe; /* swarmc binary, for the per-container shim */
+    /* `swarmc join --availability`, sent when registering (the manager
+     * applies it at the node's first registration only). */
+    bool has_join_availability;
+    int join_availability; /* Swarmc__NodeAvailability */
 };
 
 /* Opens the image store and executor and re-adopts the containers a
@@ -39,9 +44,14 @@ void agent_close(struct agent *a);
 /* Sends one packed AgentMessage to the dispatcher. */
 typedef void (*agent_send_fn)(void *conn, const uint8_t *frame, size_t len);
 
-/* Starts a session over send/conn: registers the node, then reports (the
- * reports queued without a session first). */
+/* Starts a session over send/conn: registers the node, then reports the
+ * latest state of every task it knows (reports lost with an earlier
+ * connection included). */
 void agent_connect(struct agent *a, agent_send_fn send, void *conn);
+
+/* The session's connection is gone: nothing is sent (reports wait) until
+ * the next agent_connect. */
+void agent_disconnect(struct agent *a);
 
 /* Feeds one packed DispatcherMessage. Malformed frames are logged and
  * dropped. */

@@ -40,6 +40,8 @@ struct agent {
     uv_loop_t *loop;
     char node_id[SWM_ID_LEN + 1];
     char *hostname;
+    bool has_join_availability;
+    int join_availability; /* Swarmc__NodeAvailability */
     struct image_store *images;
     struct executor *executor;
     struct swm_strmap tasks; /* id -> struct agent_task */

@@ -75,7 +75,7 @@ int daemon__link_open(struct node_daemon *nd, struct link **out)
     l->nd = nd;
     uv_timer_init(&nd->loop, &l->deliver);
     l->deliver.data = l;
-    l->session = dispatcher_session_open(nd->dispatcher, to_agent, l);
+    l->session = dispatcher_session_open(nd->dispatcher, nd->node_id, to_agent, l);
     if (l->session == NULL) {
         uv_close((uv_handle_t *)&l->deliver, NULL);
         return -ENOMEM;

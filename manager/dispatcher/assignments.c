@@ -127,8 +127,9 @@ static void send_session(struct dispatcher_session *sess)
 
 void dispatcher__register(struct dispatcher_session *sess, const Swarmc__RegisterRequest *req)
 {
-    if (req->node_id == NULL || !swm_id_valid(req->node_id)) {
-        swm_log_warn("dispatcher: register with an invalid node id, ignored");
+    if (req->node_id == NULL || strcmp(req->node_id, sess->bound_node_id) != 0) {
+        swm_log_warn("dispatcher: node %s tried to register as node %s, ignored",
+                     sess->bound_node_id, req->node_id != NULL ? req->node_id : "(none)");
         return;
     }
     snprintf(sess->node_id, sizeof(sess->node_id), "%s", req->node_id);
@@ -138,7 +139,7 @@ void dispatcher__register(struct dispatcher_session *sess, const Swarmc__Registe
     send_session(sess);
     send_full_set(sess);
     dispatcher__set_node_state(sess->d, sess->node_id, SWARMC__NODE_STATE__NODE_STATE_READY, "",
-                               req->description);
+                               req);
 }
 
 static struct dispatcher_session *session_of(struct dispatcher *d, const char *node_id)

@@ -65,12 +65,13 @@ void dispatcher_close(struct dispatcher *d)
     uv_close((uv_handle_t *)&d->heartbeat_timer, timer_closed);
 }
 
-struct dispatcher_session *dispatcher_session_open(struct dispatcher *d, dispatcher_send_fn send,
-                                                   void *conn)
+struct dispatcher_session *dispatcher_session_open(struct dispatcher *d, const char *node_id,
+                                                   dispatcher_send_fn send, void *conn)
 {
     struct dispatcher_session *sess = swm_calloc(1, sizeof(*sess));
     if (sess == NULL)
         return NULL;
+    snprintf(sess->bound_node_id, sizeof(sess->bound_node_id), "%s", node_id);
     if (swm_id_new(sess->session_id) < 0) {
         swm_free(sess);
         return NULL;

@@ -31,10 +31,12 @@ int dispatcher_open(uv_loop_t *loop, struct store *s, struct store_log *log, int
  * the loop must run on after this call. */
 void dispatcher_close(struct dispatcher *d);
 
-/* A new agent connection. The session exists until dispatcher_session_close.
- * Returns NULL on ENOMEM. */
-struct dispatcher_session *dispatcher_session_open(struct dispatcher *d, dispatcher_send_fn send,
-                                                   void *conn);
+/* A new agent connection for node_id (the node its certificate names, or
+ * this manager's own): the session registers that node only, so an agent
+ * can neither speak for nor report the tasks of another node. The session
+ * exists until dispatcher_session_close. Returns NULL on ENOMEM. */
+struct dispatcher_session *dispatcher_session_open(struct dispatcher *d, const char *node_id,
+                                                   dispatcher_send_fn send, void *conn);
 
 /* Feeds one packed AgentMessage from the agent. Malformed frames are logged
  * and dropped; the session stays up. */

@@ -12,7 +12,8 @@ struct dispatcher_session {
      * its node registers again or is marked DOWN. */
     dispatcher_send_fn send;
     void *conn;
-    char node_id[SWM_ID_LEN + 1]; /* empty until registered */
+    char bound_node_id[SWM_ID_LEN + 1]; /* the only node it may register */
+    char node_id[SWM_ID_LEN + 1];       /* empty until registered */
     char session_id[SWM_ID_LEN + 1];
     /* task id -> desired state last sent + 1, so status-only changes (the
      * agent's own reports coming back) are not echoed to the agent. */
@@ -62,9 +63,11 @@ void dispatcher__status_free(struct dispatcher *d);
 void dispatcher__maybe_free(struct dispatcher *d);
 /* Frees the detached sessions of node_id: the node is back. */
 void dispatcher__drop_detached(struct dispatcher *d, const char *node_id);
-/* Proposes a node status change; description replaces the stored one when
- * not NULL. */
+/* Proposes a node status change. With a registration (not NULL), its
+ * description replaces the stored one, and at the node's first
+ * registration (no description stored yet) its availability, if any,
+ * becomes the node's (`swarmc join --availability`). */
 void dispatcher__set_node_state(struct dispatcher *d, const char *node_id, Swarmc__NodeState state,
-                                const char *message, const Swarmc__NodeDescription *description);
+                                const char *message, const Swarmc__RegisterRequest *reg);
 
 #endif

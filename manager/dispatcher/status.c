@@ -187,8 +187,13 @@ static void flush_status(struct dispatcher *d)
 }
 
 static int set_state_fields(Swarmc__Node *node, Swarmc__NodeState state, const char *message,
-                            const Swarmc__NodeDescription *description)
+                            const Swarmc__RegisterRequest *reg)
 {
+    const Swarmc__NodeDescription *description = reg != NULL ? reg->description : NULL;
+    if (reg != NULL && reg->has_availability && node->description == NULL && node->spec != NULL) {
+        node->spec->has_availability = 1;
+        node->spec->availability = reg->availability;
+    }
     if (description != NULL) {
         Swarmc__NodeDescription *copy = proto_clone(description);
         if (copy == NULL)
@@ -228,7 +233,7 @@ struct node_write {
     char node_id[SWM_ID_LEN + 1];
     Swarmc__NodeState state;
     char message[256];
-    Swarmc__NodeDescription *description; /* owned copy, or NULL */
+    Swarmc__RegisterRequest *reg; /* owned copy, or NULL */
     int attempts;
     uint64_t seq;
     struct node_write *next, **prev; /* in d->node_writes */
@@ -239,7 +244,7 @@ static void node_write_free(struct node_write *w)
     struct dispatcher *d = w->d;
     if ((*w->prev = w->next) != NULL)
         w->next->prev = w->prev;
-    proto_free(w->description);
+    proto_free(w->reg);
     swm_free(w);
     dispatcher__maybe_free(d);
 }
@@ -284,7 +289,7 @@ static int propose_node_state(struct node_write *w)
     Swarmc__StoreAction *a = swm_malloc(sizeof(*a));
     Swarmc__StoreAction **actions = swm_malloc(sizeof(*actions));
     if (entry == NULL || a == NULL || actions == NULL ||
-        set_state_fields(node, w->state, w->message, w->description) < 0) {
+        set_state_fields(node, w->state, w->message, w->reg) < 0) {
         swm_log_error("dispatcher: out of memory writing node state node=%s", w->node_id);
         proto_free(node);
         swm_free(entry);
@@ -309,11 +314,11 @@ static int propose_node_state(struct node_write *w)
 }
 
 void dispatcher__set_node_state(struct dispatcher *d, const char *node_id, Swarmc__NodeState state,
-                                const char *message, const Swarmc__NodeDescription *description)
+                                const char *message, const Swarmc__RegisterRequest *reg)
 {
     struct node_write *w = swm_calloc(1, sizeof(*w));
-    Swarmc__NodeDescription *copy = description != NULL ? proto_clone(description) : NULL;
-    if (w == NULL || (description != NULL && copy == NULL)) {
+    Swarmc__RegisterRequest *copy = reg != NULL ? proto_clone(reg) : NULL;
+    if (w == NULL || (reg != NULL && copy == NULL)) {
         swm_log_error("dispatcher: out of memory writing node state node=%s", node_id);
         swm_free(w);
         proto_free(copy);
@@ -321,7 +326,7 @@ void dispatcher__set_node_state(struct dispatcher *d, const char *node_id, Swarm
     }
     *w = (struct node_write){.d = d,
                              .state = state,
-                             .description = copy,
+                             .reg = copy,
                              .seq = ++d->node_write_seq,
                              .next = d->node_writes,
                              .prev = &d->node_writes};

@@ -41,10 +41,10 @@ static void capture(void *conn, const uint8_t *frame, size_t len)
     a->frames[a->n_frames++] = msg;
 }
 
-void agent_open(struct dfx *f, struct agent *a)
+void agent_open(struct dfx *f, struct agent *a, const char *node_id)
 {
     memset(a, 0, sizeof(*a));
-    a->sess = dispatcher_session_open(f->d, capture, a);
+    a->sess = dispatcher_session_open(f->d, node_id, capture, a);
     assert_non_null(a->sess);
 }
 

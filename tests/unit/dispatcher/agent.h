@@ -33,7 +33,7 @@ void dfx_setup(struct dfx *f, int64_t heartbeat_ns);
 void dfx_teardown(struct dfx *f);
 
 /* Opens a session for a; closes it (and frees the frames). */
-void agent_open(struct dfx *f, struct agent *a);
+void agent_open(struct dfx *f, struct agent *a, const char *node_id);
 void agent_close(struct agent *a);
 
 /* Sends a RegisterRequest for node_id with a description (hostname). */

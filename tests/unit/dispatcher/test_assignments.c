@@ -70,7 +70,7 @@ static void set_node_state(struct cfx *c, const char *id, Swarmc__NodeState stat
 /* Registers the agent as CFX_NODE and waits for the node to be READY. */
 static void register_agent(struct tfx *f)
 {
-    agent_open(&f->d, &f->a);
+    agent_open(&f->d, &f->a, CFX_NODE);
     agent_register(&f->a, CFX_NODE, "agent-host");
     struct node_wait w = {&f->d.c, CFX_NODE, SWARMC__NODE_STATE__NODE_STATE_READY, "agent-host"};
     cfx_run_until(&f->d.c, node_in_state, &w, "the node to be READY");
@@ -88,7 +88,7 @@ static void test_register_sends_session_period_and_complete_set(void **state)
     dfx_add_task(&f->d, "t5", CFX_NODE, ST(PENDING), ST(RUNNING));
     dfx_add_task(&f->d, "t6", CFX_NODE, ST(COMPLETE), ST(SHUTDOWN));
 
-    agent_open(&f->d, &f->a);
+    agent_open(&f->d, &f->a, CFX_NODE);
     assert_int_equal(f->a.n_frames, 0);
     agent_register(&f->a, CFX_NODE, "agent-host");
     assert_int_equal(f->a.n_frames, 3);
@@ -112,12 +112,15 @@ static void test_register_sends_session_period_and_complete_set(void **state)
     assert_int_equal(f->a.n_frames, 3);
 }
 
-static void test_register_with_invalid_node_id_is_ignored(void **state)
+/* A session is bound to the node of its certificate: registering as
+ * anything else (another node, garbage) is ignored. */
+static void test_register_as_another_node_is_ignored(void **state)
 {
     struct tfx *f = *state;
-    agent_open(&f->d, &f->a);
+    agent_open(&f->d, &f->a, CFX_NODE);
     agent_register(&f->a, "not-an-id", "agent-host");
     agent_register(&f->a, "", "agent-host");
+    agent_register(&f->a, CFX_NODE2, "agent-host");
     assert_int_equal(f->a.n_frames, 0);
     /* Reports from an unregistered session are not written. */
     uint64_t index = store_applied_index(f->d.c.s);
@@ -209,7 +212,7 @@ static void test_each_agent_hears_of_its_own_node_only(void **state)
     assert_int_equal(cfx_write1(&f->d.c, CREATE, n2), 0);
     register_agent(f);
     struct agent b;
-    agent_open(&f->d, &b);
+    agent_open(&f->d, &b, CFX_NODE2);
     agent_register(&b, CFX_NODE2, "node-2");
     struct node_wait w = {&f->d.c, CFX_NODE2, SWARMC__NODE_STATE__NODE_STATE_READY, "node-2"};
     cfx_run_until(&f->d.c, node_in_state, &w, "node 2 to be READY");
@@ -232,8 +235,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_register_sends_session_period_and_complete_set, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_register_with_invalid_node_id_is_ignored, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_register_as_another_node_is_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_incremental_updates_follow_assignment_and_desired_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes_of_one_commit_share_a_message, setup,

@@ -125,7 +125,7 @@ static void test_malformed_frames_are_dropped_and_the_session_works_on(void **st
     struct tfx *f = *state;
     dfx_add_task(&f->d, "t1", CFX_NODE, ST(ASSIGNED), ST(RUNNING));
     set_node_state(f, SWARMC__NODE_STATE__NODE_STATE_DOWN);
-    agent_open(&f->d, &f->a);
+    agent_open(&f->d, &f->a, CFX_NODE);
     agent_send_raw(&f->a, garbage, sizeof(garbage));
     assert_int_equal(f->a.n_frames, 0);
     agent_register(&f->a, CFX_NODE, "agent-host");
@@ -146,7 +146,7 @@ static void test_node_down_after_three_missed_heartbeats(void **state)
 {
     struct tfx *f = *state;
     set_node_state(f, SWARMC__NODE_STATE__NODE_STATE_UNKNOWN);
-    agent_open(&f->d, &f->a);
+    agent_open(&f->d, &f->a, CFX_NODE);
     agent_register(&f->a, CFX_NODE, "agent-host");
     wait_node(f, SWARMC__NODE_STATE__NODE_STATE_READY);
 
@@ -173,7 +173,7 @@ static void test_closed_session_node_goes_down_after_grace(void **state)
 {
     struct tfx *f = *state;
     set_node_state(f, SWARMC__NODE_STATE__NODE_STATE_UNKNOWN);
-    agent_open(&f->d, &f->a);
+    agent_open(&f->d, &f->a, CFX_NODE);
     agent_register(&f->a, CFX_NODE, "agent-host");
     wait_node(f, SWARMC__NODE_STATE__NODE_STATE_READY);
     agent_close(&f->a);
@@ -189,12 +189,12 @@ static void test_closed_session_node_that_reconnects_stays_up(void **state)
 {
     struct tfx *f = *state;
     set_node_state(f, SWARMC__NODE_STATE__NODE_STATE_UNKNOWN);
-    agent_open(&f->d, &f->a);
+    agent_open(&f->d, &f->a, CFX_NODE);
     agent_register(&f->a, CFX_NODE, "agent-host");
     wait_node(f, SWARMC__NODE_STATE__NODE_STATE_READY);
     agent_close(&f->a);
     test_clock_mono_ns += PERIOD_NS;
-    agent_open(&f->d, &f->a);
+    agent_open(&f->d, &f->a, CFX_NODE);
     agent_register(&f->a, CFX_NODE, "agent-host");
     /* Past the first session's grace, within the new one's. */
     test_clock_mono_ns += 3 * PERIOD_NS;
@@ -206,7 +206,7 @@ static void test_close_with_status_batch_in_flight(void **state)
 {
     struct tfx *f = *state;
     dfx_add_task(&f->d, "t1", CFX_NODE, ST(ASSIGNED), ST(RUNNING));
-    agent_open(&f->d, &f->a);
+    agent_open(&f->d, &f->a, CFX_NODE);
     agent_register(&f->a, CFX_NODE, "agent-host");
     wait_node(f, SWARMC__NODE_STATE__NODE_STATE_READY);
     report_running(f); /* proposed at once */
@@ -223,7 +223,7 @@ static void test_close_after_log_with_status_batch_in_flight(void **state)
 {
     struct tfx *f = *state;
     dfx_add_task(&f->d, "t1", CFX_NODE, ST(ASSIGNED), ST(RUNNING));
-    agent_open(&f->d, &f->a);
+    agent_open(&f->d, &f->a, CFX_NODE);
     agent_register(&f->a, CFX_NODE, "agent-host");
     wait_node(f, SWARMC__NODE_STATE__NODE_STATE_READY);
     report_running(f);

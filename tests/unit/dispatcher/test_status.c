@@ -52,7 +52,7 @@ static void start(struct tfx *f)
     dfx_add_task(&f->d, "t1", CFX_NODE, ST(ASSIGNED), ST(RUNNING));
     dfx_add_task(&f->d, "t2", CFX_NODE, ST(ASSIGNED), ST(RUNNING));
     dfx_add_task(&f->d, "t3", CFX_NODE2, ST(ASSIGNED), ST(RUNNING));
-    agent_open(&f->d, &f->a);
+    agent_open(&f->d, &f->a, CFX_NODE);
     agent_register(&f->a, CFX_NODE, "agent-host");
     cfx_run_until(&f->d.c, node_ready, &f->d.c, "the node to be READY");
 }
@@ -251,7 +251,7 @@ static void test_stale_node_state_is_retried_on_fresh_state(void **state)
     n->spec->availability = SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_PAUSE;
     struct outcome o = {0};
     assert_int_equal(store_log_propose(f->d.c.log, fixture_entry1(UPDATE, n), on_commit, &o), 0);
-    agent_open(&f->d, &f->a);
+    agent_open(&f->d, &f->a, CFX_NODE);
     agent_register(&f->a, CFX_NODE, "agent-host"); /* read the node before the label landed */
     cfx_run_until(&f->d.c, committed, &o, "the availability change");
     assert_int_equal(o.code, 0);
