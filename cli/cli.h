@@ -26,6 +26,8 @@ struct daemon_opts;
 struct cli_hooks {
     int (*daemon_init)(const struct daemon_opts *opts, char node_id[26], struct swm_err *err);
     int (*daemon_start)(const struct daemon_opts *opts, struct swm_err *err);
+    int (*daemon_join)(const struct daemon_opts *opts, const char *token, const char *remote,
+                       char node_id[26], struct swm_err *err);
 };
 
 /* What every command may use. Strings are borrowed (argv, environment or
@@ -97,11 +99,13 @@ extern const struct cli_cmd cli_node_cmds[];
 extern const struct cli_cmd cli_image_cmds[];
 extern const struct cli_flag *const cli_init_flags[];
 extern const struct cli_flag *const cli_daemon_flags[];
+extern const struct cli_flag *const cli_join_flags[];
 extern const struct cli_flag *const cli_leave_flags[];
 extern const struct cli_flag *const cli_info_flags[];
 extern const struct cli_flag *const cli_join_token_flags[];
 int cli_cluster_init(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err);
 int cli_cluster_daemon(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err);
+int cli_cluster_join(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err);
 int cli_cluster_leave(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err);
 int cli_cluster_info(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err);
 int cli_cluster_version(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err);

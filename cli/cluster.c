@@ -58,6 +58,21 @@ static const struct cli_flag init_flags[] = {
     {0},
 };
 
+static const struct cli_flag join_flags[] = {
+    {"token", 0, V, CLI_KIND_STRING, NULL, "Token for entry into the swarm", NULL},
+    {"advertise-addr", 0, V, CLI_KIND_STRING, NULL,
+     "Advertised address (format: <ip|interface>[:port])", NULL},
+    {"listen-addr", 0, V, CLI_KIND_STRING, "node-addr",
+     "Listen address (format: <ip|interface>[:port]) (default 0.0.0.0:2377)", NULL},
+    {"availability", 0, V, CLI_KIND_STRING, NULL,
+     "Availability of the node (\"active\", \"pause\", \"drain\") (default \"active\")", NULL},
+    {"foreground", 0, B, CLI_KIND_BOOL, NULL,
+     "Keep the node daemon attached to this terminal, logging to stderr", NULL},
+    {"data-path-addr", 0, V, CLI_KIND_STRING, NULL,
+     "Address or interface to use for data path traffic", not_yet},
+    {0},
+};
+
 static const struct cli_flag foreground_flag[] = {
     {"foreground", 0, B, CLI_KIND_BOOL, NULL,
      "Keep the node daemon attached to this terminal, logging to stderr", NULL},
@@ -79,6 +94,7 @@ static const struct cli_flag join_token_flags[] = {
 const struct cli_flag *const cli_init_flags[] = {init_flags, NULL};
 const struct cli_flag *const cli_join_token_flags[] = {join_token_flags, NULL};
 const struct cli_flag *const cli_daemon_flags[] = {foreground_flag, NULL};
+const struct cli_flag *const cli_join_flags[] = {join_flags, NULL};
 const struct cli_flag *const cli_leave_flags[] = {leave_flags, NULL};
 const struct cli_flag *const cli_info_flags[] = {cli_flag_format, NULL};
 
@@ -94,27 +110,37 @@ static void daemon_opts_defaults(const struct cli_ctx *ctx, const struct cli_arg
     opts->task_history_limit = -1;
 }
 
-int cli_cluster_init(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err)
+/* The options init and join share: refuses the flags not implemented yet
+ * and checks --availability. */
+static int node_opts(struct cli_ctx *ctx, const struct cli_args *args, struct daemon_opts *opts,
+                     struct swm_err *err)
 {
     for (size_t i = 0; i < args->n_opts; i++) {
         if (args->opts[i].flag->data == not_yet)
             return swm_err_set(err, SWM_ENOTSUP, "--%s is not yet supported",
                                args->opts[i].flag->name);
     }
-    struct daemon_opts opts;
-    daemon_opts_defaults(ctx, args, &opts);
-    opts.advertise_addr = cli_args_value(args, "advertise-addr");
-    opts.listen_addr = cli_args_value(args, "listen-addr");
-    opts.availability = cli_args_value(args, "availability");
-    opts.force_new_cluster = cli_args_bool(args, "force-new-cluster");
-    if (opts.availability != NULL && strcmp(opts.availability, "active") != 0 &&
-        strcmp(opts.availability, "pause") != 0 && strcmp(opts.availability, "drain") != 0)
+    daemon_opts_defaults(ctx, args, opts);
+    opts->advertise_addr = cli_args_value(args, "advertise-addr");
+    opts->listen_addr = cli_args_value(args, "listen-addr");
+    opts->availability = cli_args_value(args, "availability");
+    if (opts->availability != NULL && strcmp(opts->availability, "active") != 0 &&
+        strcmp(opts->availability, "pause") != 0 && strcmp(opts->availability, "drain") != 0)
         return swm_err_set(err, SWM_EINVAL_SPEC,
                            "invalid argument \"%s\" for \"--availability\" flag: must be one of "
                            "\"active\", \"pause\", \"drain\"",
-                           opts.availability);
+                           opts->availability);
+    return 0;
+}
+
+int cli_cluster_init(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err)
+{
+    struct daemon_opts opts;
+    int rc = node_opts(ctx, args, &opts, err);
+    if (rc < 0)
+        return rc;
+    opts.force_new_cluster = cli_args_bool(args, "force-new-cluster");
     union cli_value v;
-    int rc;
     if ((rc = cli_args_get(args, "task-history-limit", &v, err)) > 0)
         opts.task_history_limit = v.i;
     if (rc >= 0 && (rc = cli_args_get(args, "dispatcher-heartbeat", &v, err)) > 0)
@@ -138,6 +164,27 @@ int cli_cluster_init(struct cli_ctx *ctx, const struct cli_args *args, struct sw
         return rc;
     if (!opts.foreground)
         fprintf(ctx->out, "Swarm initialized: current node (%s) is now a manager.\n", node_id);
+    return 0;
+}
+
+int cli_cluster_join(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err)
+{
+    struct daemon_opts opts;
+    int rc = node_opts(ctx, args, &opts, err);
+    if (rc < 0)
+        return rc;
+    const char *token = cli_args_value(args, "token");
+    if (token == NULL || token[0] == '\0')
+        return swm_err_set(err, -EINVAL,
+                           "--token is required: get one with `swarmc join-token worker` on a "
+                           "manager");
+    if (ctx->hooks == NULL || ctx->hooks->daemon_join == NULL)
+        return swm_err_set(err, SWM_ENOTSUP, "this swarmc was built without the node daemon");
+    char node_id[26] = "";
+    if ((rc = ctx->hooks->daemon_join(&opts, token, args->pos[0], node_id, err)) < 0)
+        return rc;
+    if (!opts.foreground)
+        fprintf(ctx->out, "This node joined a swarm as a worker.\n");
     return 0;
 }
 

@@ -20,12 +20,15 @@ static const struct cli_hooks hooks = {
 #ifdef SWARMC_HAVE_DAEMON
     .daemon_init = daemon_init,
     .daemon_start = daemon_start,
+    .daemon_join = daemon_join,
 #endif
 };
 
 static const struct cli_cmd commands[] = {
     {"init", NULL, "[OPTIONS]", "Initialize a swarm and start this node's daemon", cli_init_flags,
      0, 0, 0, cli_cluster_init, NULL},
+    {"join", NULL, "[OPTIONS] HOST:PORT", "Join a swarm as a node and start its daemon",
+     cli_join_flags, 1, 1, 0, cli_cluster_join, NULL},
     {"daemon", NULL, "[OPTIONS]", "Start this node's daemon from its existing state",
      cli_daemon_flags, 0, 0, 0, cli_cluster_daemon, NULL},
     {"leave", NULL, "[OPTIONS]", "Leave the swarm", cli_leave_flags, 0, 0, 0, cli_cluster_leave,

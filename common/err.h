@@ -27,7 +27,8 @@
     X(SWM_EAUTH, -5013, "authentication failed")                                                   \
     X(SWM_EREVOKED, -5014, "certificate revoked")                                                  \
     X(SWM_EEXPIRED, -5015, "certificate expired or not yet valid")                                 \
-    X(SWM_EWRONGCLUSTER, -5016, "peer belongs to another cluster")
+    X(SWM_EWRONGCLUSTER, -5016, "peer belongs to another cluster")                                 \
+    X(SWM_ENOTMANAGER, -5017, "this node is not a swarm manager")
 
 enum swm_errno {
 #define SWM_ERR_ENUM(name, value, msg) name = value,

@@ -63,3 +63,17 @@ void swm_addr_format(const struct sockaddr_storage *sa, char *out, size_t size)
         snprintf(out, size, "?");
     }
 }
+
+void swm_addr_host(const char *addr, char *out, size_t size)
+{
+    const char *colon = strrchr(addr, ':');
+    const char *bracket = strchr(addr, ']');
+    size_t n = strlen(addr);
+    if (addr[0] == '[' && bracket != NULL) {
+        addr++;
+        n = (size_t)(bracket - addr);
+    } else if (colon != NULL && strchr(addr, ':') == colon) {
+        n = (size_t)(colon - addr);
+    }
+    snprintf(out, size, "%.*s", (int)n, addr);
+}

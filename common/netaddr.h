@@ -17,4 +17,8 @@ int swm_addr_parse(const char *s, struct sockaddr_storage *out);
 /* Writes sa as swm_addr_parse reads it ("?" for another family). */
 void swm_addr_format(const struct sockaddr_storage *sa, char *out, size_t size);
 
+/* The host part of "host:port" or "[v6]:port" (without brackets); the
+ * whole text if it has no port. */
+void swm_addr_host(const char *addr, char *out, size_t size);
+
 #endif

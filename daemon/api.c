@@ -142,7 +142,7 @@ static void reply_error(struct api_conn *conn, int code, const char *msg)
 static void handle_leave(struct api_conn *conn, const Swarmc__LeaveRequest *req)
 {
     struct node_daemon *nd = conn->nd;
-    if (!req->force) {
+    if (!req->force && !nd->worker) {
         reply_error(conn, -EPERM,
                     "You are attempting to leave the swarm on a node that is participating as a "
                     "manager. Removing the last manager erases all current state of the swarm. "
@@ -207,6 +207,36 @@ static void handle_controlapi(struct api_conn *conn, Swarmc__ControlRequest *req
     }
 }
 
+/* What a worker knows about itself; the cluster's state lives on the
+ * managers. */
+static void worker_info(struct api_conn *conn)
+{
+    struct node_daemon *nd = conn->nd;
+    Swarmc__InfoResponse info = SWARMC__INFO_RESPONSE__INIT;
+    info.node_id = nd->node_id;
+    info.cluster_id = nd->identity.cert.cluster_id;
+    info.version = SWARMC_VERSION;
+    info.has_is_manager = 1;
+    info.is_manager = 0;
+    info.data_dir = (char *)daemon__data_dir(nd->opts);
+    Swarmc__ControlResponse resp = SWARMC__CONTROL_RESPONSE__INIT;
+    resp.info = &info;
+    daemon__api_send(conn, &resp);
+}
+
+/* A request only a manager answers, sent to a worker: Docker's words. */
+static void handle_worker_request(struct api_conn *conn, const Swarmc__ControlRequest *req)
+{
+    if (req->op_case == SWARMC__CONTROL_REQUEST__OP_INFO) {
+        worker_info(conn);
+        return;
+    }
+    reply_error(conn, SWM_ENOTMANAGER,
+                "This node is not a swarm manager. Worker nodes can't be used to view or modify "
+                "cluster state. Please run this command on a manager node or promote the current "
+                "node to a manager.");
+}
+
 /* Takes ownership of req. */
 static void handle_request(struct api_conn *conn, Swarmc__ControlRequest *req)
 {
@@ -230,6 +260,10 @@ static void handle_request(struct api_conn *conn, Swarmc__ControlRequest *req)
         handle_leave(conn, req->leave);
         break;
     default:
+        if (nd->worker) {
+            handle_worker_request(conn, req);
+            break;
+        }
         handle_controlapi(conn, req);
         return;
     }

@@ -17,7 +17,7 @@ struct daemon_opts {
     const char *self_exe;  /* path of the swarmc binary (for shims) */
     const char *log_level; /* NULL = info */
     bool foreground;       /* stay attached, log to stderr */
-    /* init only (0 / NULL = Swarm's default) */
+    /* init and join only (0 / NULL = Swarm's default) */
     const char *advertise_addr;
     const char *listen_addr;
     const char *availability;   /* "active" | "pause" | "drain" */
@@ -35,6 +35,15 @@ struct daemon_opts {
  * the node id in node_id (26 bytes), or a negative code with err set. In the
  * foreground it returns only when the daemon stops. */
 int daemon_init(const struct daemon_opts *opts, char node_id[26], struct swm_err *err);
+
+/* Joins the swarm of the manager at `remote` ("ip[:port]", port 2377 by
+ * default) with a join token (`swarmc join`): gets this node's certificate
+ * from the manager, writes the node's state, then starts the daemon like
+ * daemon_init. opts' listen/advertise addresses and availability apply;
+ * the node id goes to node_id. Refused if the node is already part of a
+ * swarm. */
+int daemon_join(const struct daemon_opts *opts, const char *token, const char *remote,
+                char node_id[26], struct swm_err *err);
 
 /* Starts the daemon from an existing data dir (`swarmc daemon`). Detaches
  * unless opts->foreground; returns like daemon_init. */

@@ -2,31 +2,47 @@
 #ifndef SWM_DAEMON_INTERNAL_H
 #define SWM_DAEMON_INTERNAL_H
 
+#include <stdbool.h>
 #include <uv.h>
 
 #include "agent/agent.h"
 #include "common/id.h"
 #include "daemon/daemon.h"
+#include "daemon/nodeconf.h"
 #include "manager/controlapi/controlapi.h"
 #include "manager/dispatcher/dispatcher.h"
 #include "manager/manager.h"
 #include "manager/raft/node.h"
+#include "net/identity/files.h"
 #include "store/store.h"
 
+struct agent_session;
 struct api_server;
+struct cluster_server;
 struct link;
 
 struct node_daemon {
     uv_loop_t loop;
     const struct daemon_opts *opts;
     char node_id[SWM_ID_LEN + 1];
+    /* The node's key, certificate and pinned root (<data-dir>/certificates);
+     * has_identity is false for a data dir made before the CA existed. */
+    struct ca_node_files identity;
+    bool has_identity;
+    bool worker; /* its certificate grants the worker role */
+    struct node_conf conf;
+    /* A manager's: */
     struct store *store;
     struct raft_node *raft;
     struct controlapi *controlapi;
     struct dispatcher *dispatcher;
     struct manager *manager;
+    struct cluster_server *server; /* the cluster port */
+    struct link *link;             /* the local agent's session */
+    /* A worker's: */
+    struct agent_session *session; /* to a manager's dispatcher */
+    /* Both: */
     struct agent *agent;
-    struct link *link;
     struct api_server *api;
     uv_signal_t sigterm, sigint;
     int leaving; /* `leave` in progress: wipe state once stopped */
@@ -34,6 +50,34 @@ struct node_daemon {
     int started;              /* components opened (at the first leadership) */
     struct swm_err start_err; /* why they failed to open, code 0 if they did not */
 };
+
+const char *daemon__data_dir(const struct daemon_opts *o);
+
+/* This node's raft member id, derived from its node id. */
+uint64_t daemon__raft_id(const char *node_id);
+
+/* Checks an address flag ("--listen-addr") and adds port 2377 if it has
+ * none. Returns 0 or -EINVAL with a message naming the flag. */
+int daemon__addr_flag(const char *flag, const char *value, char out[SWM_ADDR_STRLEN],
+                      struct swm_err *err);
+
+/* Makes a new cluster's state in the data dir (`swarmc init`). */
+int daemon__create_state(const struct daemon_opts *o, char node_id[SWM_ID_LEN + 1],
+                         struct swm_err *err);
+
+/* Joins the swarm whose manager listens at `remote` with `token` and
+ * writes the node's state (`swarmc join`): the identity key, the
+ * certificate the manager issued, node.conf and node_id. */
+int daemon__join_state(const struct daemon_opts *o, const char *token, const char *remote,
+                       char node_id[SWM_ID_LEN + 1], struct swm_err *err);
+
+/* A manager's cluster port: joins and remote agents' sessions. */
+int daemon__serve_open(struct node_daemon *nd, struct cluster_server **out, struct swm_err *err);
+void daemon__serve_close(struct cluster_server *srv);
+
+/* A worker's session with a manager's dispatcher (daemon/session.c). */
+int daemon__session_open(struct node_daemon *nd, struct agent_session **out, struct swm_err *err);
+void daemon__session_close(struct agent_session *s);
 
 /* The control socket server: <run-dir>/swarmc.sock. */
 int daemon__api_open(struct node_daemon *nd, const char *path, struct api_server **out,

@@ -11,8 +11,15 @@ DATA="$T/data"
 RUN="$T/run"
 IMAGE_TAR="$T/busybox.tar"
 
+# A daemon (init, daemon) gets a network namespace of its own, so that its
+# cluster port (2377) clashes neither with another test's daemon nor with a
+# swarm already on this machine; the CLI reaches it through its control
+# socket, a file.
 sw() {
-    "$SWARMC" --data-dir "$DATA" --run-dir "$RUN" "$@"
+    case "${1:-}" in
+    init | daemon) unshare --net -- "$SWARMC" --data-dir "$DATA" --run-dir "$RUN" "$@" ;;
+    *) "$SWARMC" --data-dir "$DATA" --run-dir "$RUN" "$@" ;;
+    esac
 }
 
 log() {

@@ -31,6 +31,9 @@
 #   lab_sw i ARGS...             run swarmc (with host i's dirs) in host i
 #   lab_start_daemon i [ARGS]    `swarmc init --advertise-addr <addr> ARGS`,
 #                                or `swarmc daemon` if host i has state
+#   lab_join i m [ROLE] [ARGS]   host i joins host m's swarm with m's ROLE
+#                                (worker) token: `swarmc join --token T
+#                                --advertise-addr <addr> ARGS <m's addr>`
 #   lab_daemon_pid i             the pid holding host i's daemon.lock
 #   lab_kill i [SIGNAL]          signal host i's daemon (default KILL), wait
 #                                until it has exited
@@ -237,6 +240,17 @@ lab_start_daemon() {
     done
     lab_sw "$i" init --advertise-addr "$(lab_addr "$i")" "$@" >/dev/null ||
         lab_fail "host $i: swarmc init failed"
+}
+
+lab_join() {
+    lab__need_host "${1:-}"
+    lab__need_host "${2:-}"
+    local i=$1 m=$2 role=${3:-worker} token
+    shift 2
+    [ $# -eq 0 ] || shift
+    token=$(lab_sw "$m" join-token -q "$role") || lab_fail "host $m: join-token $role failed"
+    lab_sw "$i" join --token "$token" --advertise-addr "$(lab_addr "$i")" "$@" \
+        "$(lab_addr "$m"):2377" >/dev/null || lab_fail "host $i: swarmc join failed"
 }
 
 lab_kill() {

@@ -1,0 +1,262 @@
+/* A manager's side of the cluster port (net/transport/port.h): joins
+ * (manager/join.h) and the sessions of remote agents with the dispatcher.
+ *
+ * Lifetime: the server owns its port and a list of the agent connections
+ * it took over. Closing the server detaches every agent from the
+ * dispatcher at once (the dispatcher closes right after) and closes the
+ * port; the connections report `closed` later, from the loop, and free only
+ * what is theirs. A joiner is independent of the server: it lives until
+ * both its connection closed and the raft log answered its admission. */
+#include "common/alloc.h"
+#include "common/log.h"
+#include "common/netaddr.h"
+#include "common/timeutil.h"
+#include "daemon/internal.h"
+#include "manager/ca/ca.h"
+#include "manager/join.h"
+#include "net/transport/port.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DEFAULT_LISTEN_ADDR "0.0.0.0:2377"
+
+struct remote_agent {
+    struct cluster_server *srv; /* NULL once the server closed */
+    struct chan_conn *conn;
+    struct dispatcher_session *sess; /* NULL once detached */
+    char node_id[SWM_ID_LEN + 1];
+    bool closing;
+    struct remote_agent *next, **prev;
+};
+
+struct cluster_server {
+    struct node_daemon *nd;
+    struct chan_port *port;
+    struct remote_agent *agents;
+};
+
+static int64_t wall_clock(void *arg)
+{
+    return swm_now_ns();
+}
+
+/* The channel configuration of the port: this manager's key material and
+ * the current join secrets (wiped by the caller). */
+static int port_config(struct node_daemon *nd, struct ca_join_secrets *secrets,
+                       struct chan_config *cfg, struct swm_err *err)
+{
+    struct store_read *r = NULL;
+    Swarmc__Cluster *c = NULL;
+    int rc = store_read_begin(nd->store, &r, err);
+    if (rc == 0 && store_get_cluster(r, &c) < 0)
+        rc = swm_err_set(err, SWM_ENOTFOUND, "the store holds no cluster object");
+    store_read_end(r);
+    if (rc == 0)
+        rc = casvc_join_secrets(c->root_ca, secrets, err);
+    if (c != NULL)
+        casvc_root_redact(c->root_ca);
+    proto_free(c);
+    *cfg = (struct chan_config){.side = CHAN_RESPONDER,
+                                .identity = &nd->identity.key,
+                                .cert = &nd->identity.cert,
+                                .root_pk = nd->identity.root_pk,
+                                .join_secrets = secrets,
+                                .wall_clock = wall_clock};
+    return rc;
+}
+
+/* ------------------------------------------------------------- joins -- */
+
+struct joiner {
+    struct chan_conn *conn; /* NULL once closed */
+    char remote[SWM_ADDR_STRLEN];
+    int refs; /* the connection + the admission */
+};
+
+static void joiner_unref(struct joiner *j)
+{
+    if (--j->refs == 0)
+        swm_free(j);
+}
+
+static void joiner_closed(struct chan_conn *conn, int status, const char *reason, void *arg)
+{
+    struct joiner *j = arg;
+    j->conn = NULL;
+    joiner_unref(j);
+}
+
+static void admitted(void *arg, int status, const struct ca_cert *cert, const struct swm_err *err)
+{
+    struct joiner *j = arg;
+    struct swm_err send_err = {0};
+    if (status == 0 && j->conn != NULL &&
+        (status = chan_conn_send_cert(j->conn, cert, &send_err)) < 0)
+        err = &send_err;
+    if (status == 0 && j->conn != NULL)
+        swm_log_info("serve: node joined node=%s role=%s remote=%s", cert->node_id,
+                     ca_role_name(cert->role), j->remote);
+    else if (status == 0)
+        swm_log_warn("serve: node %s admitted but its connection closed remote=%s", cert->node_id,
+                     j->remote);
+    else
+        swm_log_warn("serve: join failed remote=%s error=\"%s\"", j->remote, err->msg);
+    if (status < 0 && j->conn != NULL)
+        chan_conn_close(j->conn);
+    joiner_unref(j);
+}
+
+static void on_join(struct chan_conn *conn, const uint8_t pk[CA_PUBKEY_LEN], int role, void *arg)
+{
+    struct cluster_server *srv = arg;
+    struct node_daemon *nd = srv->nd;
+    struct joiner *j = swm_calloc(1, sizeof(*j));
+    if (j == NULL) {
+        swm_log_error("serve: out of memory admitting a node remote=%s", chan_conn_remote(conn));
+        chan_conn_close(conn);
+        return;
+    }
+    j->conn = conn;
+    j->refs = 2;
+    snprintf(j->remote, sizeof(j->remote), "%s", chan_conn_remote(conn));
+    chan_conn_set_callbacks(conn, &(struct chan_conn_callbacks){.closed = joiner_closed, .arg = j});
+    char host[SWM_ADDR_STRLEN];
+    swm_addr_host(j->remote, host, sizeof(host));
+    struct swm_err err = {0};
+    if (manager_admit_node(nd->store, raft_node_log(nd->raft), pk, role, host, swm_now_ns(),
+                           admitted, j, &err) < 0) {
+        swm_log_warn("serve: join failed remote=%s error=\"%s\"", j->remote, err.msg);
+        chan_conn_close(conn);
+        joiner_unref(j);
+    }
+}
+
+/* ---------------------------------------------- remote agent sessions -- */
+
+static void agent_detach(struct remote_agent *ra)
+{
+    if (ra->sess != NULL)
+        dispatcher_session_close(ra->sess);
+    ra->sess = NULL;
+    if (ra->srv != NULL && (*ra->prev = ra->next) != NULL)
+        ra->next->prev = ra->prev;
+    ra->srv = NULL;
+}
+
+/* dispatcher_send_fn. A message the channel cannot take (the agent stopped
+ * reading) would leave the agent behind the dispatcher: the connection is
+ * closed instead, and the agent reconnects and gets the whole set. */
+static void send_to_agent(void *arg, const uint8_t *frame, size_t len)
+{
+    struct remote_agent *ra = arg;
+    struct swm_err err = {0};
+    if (ra->closing || chan_conn_send(ra->conn, frame, len, &err) == 0)
+        return;
+    swm_log_warn("serve: closing the session of node %s error=\"%s\"", ra->node_id, err.msg);
+    ra->closing = true;
+    chan_conn_close(ra->conn);
+}
+
+static void agent_data(struct chan_conn *conn, const uint8_t *data, size_t len, void *arg)
+{
+    struct remote_agent *ra = arg;
+    if (ra->sess != NULL && !ra->closing)
+        dispatcher_session_receive(ra->sess, data, len);
+}
+
+static void agent_closed(struct chan_conn *conn, int status, const char *reason, void *arg)
+{
+    struct remote_agent *ra = arg;
+    if (ra->srv != NULL)
+        swm_log_info("serve: agent disconnected node=%s reason=\"%s\"", ra->node_id,
+                     status == 0 ? "closed" : reason);
+    agent_detach(ra);
+    swm_free(ra);
+}
+
+static void on_agent(struct chan_conn *conn, const struct ca_cert *peer, void *arg)
+{
+    struct cluster_server *srv = arg;
+    struct remote_agent *ra = swm_calloc(1, sizeof(*ra));
+    if (ra != NULL)
+        ra->sess = dispatcher_session_open(srv->nd->dispatcher, peer->node_id, send_to_agent, ra);
+    if (ra == NULL || ra->sess == NULL) {
+        swm_log_error("serve: out of memory for the session of node %s", peer->node_id);
+        swm_free(ra);
+        chan_conn_close(conn);
+        return;
+    }
+    ra->srv = srv;
+    ra->conn = conn;
+    snprintf(ra->node_id, sizeof(ra->node_id), "%s", peer->node_id);
+    if ((ra->next = srv->agents) != NULL)
+        srv->agents->prev = &ra->next;
+    srv->agents = ra;
+    ra->prev = &srv->agents;
+    chan_conn_set_callbacks(
+        conn, &(struct chan_conn_callbacks){.data = agent_data, .closed = agent_closed, .arg = ra});
+    swm_log_info("serve: agent connected node=%s remote=%s", peer->node_id, chan_conn_remote(conn));
+}
+
+/* ------------------------------------------------------------ server -- */
+
+static void on_store_events(void *arg, const struct store_event *events, size_t n)
+{
+    struct cluster_server *srv = arg;
+    size_t i = 0;
+    while (i < n && events[i].kind != STORE_KIND_CLUSTER)
+        i++;
+    if (i == n)
+        return;
+    /* A rotated join token: joins from now on need the new secret. */
+    struct ca_join_secrets secrets;
+    struct chan_config cfg;
+    struct swm_err err = {0};
+    if (port_config(srv->nd, &secrets, &cfg, &err) < 0 ||
+        chan_port_set_config(srv->port, &cfg, &err) < 0)
+        swm_log_error("serve: cannot update the join secrets: %s", err.msg);
+    sodium_memzero(&secrets, sizeof(secrets));
+}
+
+int daemon__serve_open(struct node_daemon *nd, struct cluster_server **out, struct swm_err *err)
+{
+    struct cluster_server *srv = swm_calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return swm_err_set(err, -ENOMEM, "out of memory");
+    srv->nd = nd;
+    struct ca_join_secrets secrets;
+    struct chan_config cfg;
+    const char *addr = nd->conf.listen_addr[0] != '\0' ? nd->conf.listen_addr : DEFAULT_LISTEN_ADDR;
+    int rc = port_config(nd, &secrets, &cfg, err);
+    if (rc == 0 && (rc = chan_port_open(&nd->loop, addr, &cfg, NULL, &srv->port, err)) < 0)
+        swm_err_set(err, rc, "listening on %s: %s", addr, err->msg);
+    sodium_memzero(&secrets, sizeof(secrets));
+    if (rc < 0) {
+        swm_free(srv);
+        return rc;
+    }
+    if ((rc = store_watch(nd->store, on_store_events, srv)) < 0) {
+        chan_port_close(srv->port);
+        swm_free(srv);
+        return swm_err_set(err, rc, "watching the store: %s", swm_strerror(rc));
+    }
+    chan_port_set_join(srv->port, on_join, srv);
+    chan_port_offer(srv->port, CHAN_SERVICE_DISPATCHER, on_agent, CA_ROLES_ANY, srv);
+    swm_log_info("serve: listening on %s", addr);
+    *out = srv;
+    return 0;
+}
+
+void daemon__serve_close(struct cluster_server *srv)
+{
+    if (srv == NULL)
+        return;
+    store_unwatch(srv->nd->store, on_store_events, srv);
+    while (srv->agents != NULL)
+        agent_detach(srv->agents);
+    chan_port_close(srv->port);
+    swm_free(srv);
+}

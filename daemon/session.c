@@ -1,0 +1,159 @@
+/* A worker's session with the dispatcher of a manager, over the secure
+ * channel (service "dispatcher" of the cluster port, net/transport/port.h).
+ *
+ * The session dials the managers of node.conf in turn. Once the channel is
+ * up it sends the service hello and hands the agent a connection
+ * (agent_connect: register, then every task's state). When the connection
+ * goes, the agent is told (agent_disconnect) and the next manager is
+ * dialed after a backoff that doubles from 100 ms to 5 s and resets once a
+ * session was established.
+ *
+ * Lifetime: the session owns at most one connection; closing the session
+ * closes it, and the connection's `closed` (always from the loop) frees the
+ * session if it was closed meanwhile. */
+#include "common/alloc.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "daemon/internal.h"
+#include "net/transport/port.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+struct agent_session {
+    struct node_daemon *nd;
+    struct chan_conn *conn; /* NULL between connections */
+    bool established;
+    bool closing;
+    bool timer_closed;
+    uv_timer_t retry;
+    uint64_t backoff_ms;
+    size_t next_manager; /* index in nd->conf.managers */
+    char manager[SWM_ADDR_STRLEN];
+};
+
+static int64_t wall_clock(void *arg)
+{
+    return swm_now_ns();
+}
+
+static void session_free(struct agent_session *s)
+{
+    if (s->conn == NULL && s->timer_closed)
+        swm_free(s);
+}
+
+static void send_to_dispatcher(void *arg, const uint8_t *frame, size_t len)
+{
+    struct agent_session *s = arg;
+    struct swm_err err = {0};
+    if (s->conn == NULL || chan_conn_send(s->conn, frame, len, &err) == 0)
+        return;
+    /* A lost report would never be sent again on this connection: start a
+     * new session, which reports every task's state. */
+    swm_log_warn("session: cannot send to manager %s (%s); reconnecting", s->manager, err.msg);
+    chan_conn_close(s->conn);
+}
+
+static void on_established(struct chan_conn *conn, const struct ca_cert *peer, void *arg)
+{
+    struct agent_session *s = arg;
+    struct swm_err err = {0};
+    if (chan_service_hello(conn, CHAN_SERVICE_DISPATCHER, &err) < 0) {
+        swm_log_warn("session: manager %s: %s", s->manager, err.msg);
+        chan_conn_close(conn);
+        return;
+    }
+    s->established = true;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    swm_log_info("session: connected to manager %s node=%s", s->manager, peer->node_id);
+    agent_connect(s->nd->agent, send_to_dispatcher, s);
+}
+
+static void on_data(struct chan_conn *conn, const uint8_t *data, size_t len, void *arg)
+{
+    struct agent_session *s = arg;
+    if (!s->closing)
+        agent_receive(s->nd->agent, data, len);
+}
+
+static void dial(uv_timer_t *timer);
+
+static void on_closed(struct chan_conn *conn, int status, const char *reason, void *arg)
+{
+    struct agent_session *s = arg;
+    s->conn = NULL;
+    if (s->closing) {
+        session_free(s);
+        return;
+    }
+    if (s->established)
+        agent_disconnect(s->nd->agent);
+    swm_log_warn("session: %s manager %s: %s; retrying in %" PRIu64 " ms",
+                 s->established ? "lost" : "cannot reach", s->manager,
+                 status == 0 ? "connection closed" : reason, s->backoff_ms);
+    s->established = false;
+    uv_timer_start(&s->retry, dial, s->backoff_ms, 0);
+    s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+}
+
+static void dial(uv_timer_t *timer)
+{
+    struct agent_session *s = timer->data;
+    struct node_daemon *nd = s->nd;
+    snprintf(s->manager, sizeof(s->manager), "%s", nd->conf.managers[s->next_manager]);
+    s->next_manager = (s->next_manager + 1) % nd->conf.n_managers;
+    struct chan_config cfg = {.side = CHAN_INITIATOR,
+                              .identity = &nd->identity.key,
+                              .cert = &nd->identity.cert,
+                              .root_pk = nd->identity.root_pk,
+                              .peer_roles = CA_ROLE_BIT(CA_ROLE_MANAGER),
+                              .wall_clock = wall_clock};
+    struct chan_conn_callbacks cbs = {
+        .established = on_established, .data = on_data, .closed = on_closed, .arg = s};
+    struct swm_err err = {0};
+    if (chan_conn_connect(&nd->loop, s->manager, &cfg, NULL, &cbs, &s->conn, &err) < 0) {
+        s->conn = NULL;
+        on_closed(NULL, err.code, err.msg, s);
+    }
+}
+
+int daemon__session_open(struct node_daemon *nd, struct agent_session **out, struct swm_err *err)
+{
+    if (nd->conf.n_managers == 0)
+        return swm_err_set(err, SWM_ECORRUPT,
+                           "%s/" NODECONF_FILE " names no manager: this worker cannot reach the "
+                           "swarm; leave it and join again",
+                           nd->opts->data_dir != NULL ? nd->opts->data_dir : "the data dir");
+    struct agent_session *s = swm_calloc(1, sizeof(*s));
+    if (s == NULL)
+        return swm_err_set(err, -ENOMEM, "out of memory");
+    s->nd = nd;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    uv_timer_init(&nd->loop, &s->retry);
+    s->retry.data = s;
+    uv_timer_start(&s->retry, dial, 0, 0);
+    *out = s;
+    return 0;
+}
+
+static void retry_closed(uv_handle_t *handle)
+{
+    struct agent_session *s = handle->data;
+    s->timer_closed = true;
+    session_free(s);
+}
+
+void daemon__session_close(struct agent_session *s)
+{
+    if (s == NULL)
+        return;
+    s->closing = true;
+    if (s->conn != NULL)
+        chan_conn_close(s->conn);
+    uv_close((uv_handle_t *)&s->retry, retry_closed);
+}
