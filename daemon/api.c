@@ -220,6 +220,7 @@ static void worker_info(struct api_conn *conn)
     info.is_manager = 0;
     info.data_dir = (char *)daemon__data_dir(nd->opts);
     Swarmc__ControlResponse resp = SWARMC__CONTROL_RESPONSE__INIT;
+    resp.has_last = resp.last = 1;
     resp.info = &info;
     daemon__api_send(conn, &resp);
 }

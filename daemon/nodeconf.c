@@ -51,11 +51,25 @@ static int apply_line(struct node_conf *c, const char *name, const char *value, 
     return -EINVAL;
 }
 
+/* The 1-based line number of pos in text. */
+static unsigned line_of(const char *text, const char *pos)
+{
+    unsigned line = 1;
+    for (const char *p = text; p < pos; p++)
+        line += *p == '\n';
+    return line;
+}
+
 static int parse(const char *path, char *text, struct node_conf *out, struct swm_err *err)
 {
     unsigned lineno = 0;
-    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line != NULL;
-         line = strtok_r(NULL, "\n", &save)) {
+    /* Not strtok_r: it skips empty lines, and the numbers in errors would
+     * then not be the lines a user sees in an editor. */
+    for (char *line = text, *next; line != NULL; line = next) {
+        char *nl = strchr(line, '\n');
+        next = nl != NULL ? nl + 1 : NULL;
+        if (nl != NULL)
+            *nl = '\0';
         lineno++;
         if (line[0] == '\0' || line[0] == '#')
             continue;
@@ -79,8 +93,10 @@ int node_conf_load(const char *dir, struct node_conf *out, struct swm_err *err)
     int rc = swm_read_file(path, NODECONF_MAX_BYTES, &buf);
     if (rc == -ENOENT)
         return 0;
-    if (rc == 0 && memchr(buf.data, '\0', buf.len) != NULL)
-        rc = swm_err_set(err, SWM_ECORRUPT, "%s holds a NUL byte", path);
+    const char *nul = rc == 0 ? memchr(buf.data, '\0', buf.len) : NULL;
+    if (nul != NULL)
+        rc = swm_err_set(err, SWM_ECORRUPT, "%s line %u: holds a NUL byte", path,
+                         line_of((const char *)buf.data, nul));
     else if (rc == 0 && swm_buf_append(&buf, "", 1) < 0)
         rc = swm_err_set(err, -ENOMEM, "out of memory");
     else if (rc == 0)

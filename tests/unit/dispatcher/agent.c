@@ -66,17 +66,31 @@ static void send_msg(struct agent *a, const Swarmc__AgentMessage *msg)
     swm_buf_free(&buf);
 }
 
-void agent_register(struct agent *a, const char *node_id, const char *hostname)
+static void send_register(struct agent *a, const char *node_id, const char *hostname,
+                          int has_availability, Swarmc__NodeAvailability availability)
 {
     Swarmc__NodeDescription desc = SWARMC__NODE_DESCRIPTION__INIT;
     desc.hostname = (char *)hostname;
     Swarmc__RegisterRequest req = SWARMC__REGISTER_REQUEST__INIT;
     req.node_id = (char *)node_id;
-    req.description = &desc;
+    req.description = hostname != NULL ? &desc : NULL;
+    req.has_availability = has_availability;
+    req.availability = availability;
     Swarmc__AgentMessage msg = SWARMC__AGENT_MESSAGE__INIT;
     msg.msg_case = SWARMC__AGENT_MESSAGE__MSG_REGISTER;
     msg.register_ = &req;
     send_msg(a, &msg);
+}
+
+void agent_register(struct agent *a, const char *node_id, const char *hostname)
+{
+    send_register(a, node_id, hostname, 0, SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_ACTIVE);
+}
+
+void agent_register_with_availability(struct agent *a, const char *node_id, const char *hostname,
+                                      Swarmc__NodeAvailability availability)
+{
+    send_register(a, node_id, hostname, 1, availability);
 }
 
 void agent_heartbeat(struct agent *a)

@@ -38,6 +38,11 @@ void agent_close(struct agent *a);
 
 /* Sends a RegisterRequest for node_id with a description (hostname). */
 void agent_register(struct agent *a, const char *node_id, const char *hostname);
+
+/* The same, with the availability the node joined with (`swarmc join
+ * --availability`); hostname NULL sends no description. */
+void agent_register_with_availability(struct agent *a, const char *node_id, const char *hostname,
+                                      Swarmc__NodeAvailability availability);
 void agent_heartbeat(struct agent *a);
 
 /* Sends one TaskStatusUpdate with n reports: task_ids[i] in states[i]. */

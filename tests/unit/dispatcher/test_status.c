@@ -262,6 +262,127 @@ static void test_stale_node_state_is_retried_on_fresh_state(void **state)
     proto_free(n);
 }
 
+#define AVAIL(x) SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_##x
+
+/* Stores CFX_NODE2 as manager_admit_node creates a joining node: a worker,
+ * ACTIVE, state UNKNOWN, no description until its agent registers. */
+static void add_joined_node(struct tfx *f)
+{
+    Swarmc__Node *n = obj_node(CFX_NODE2, 0, 0);
+    proto_free(n->description);
+    n->description = NULL;
+    obj_node_role(n, SWARMC__NODE_ROLE__NODE_ROLE_WORKER);
+    obj_node_availability(n, AVAIL(ACTIVE));
+    n->status->state = SWARMC__NODE_STATE__NODE_STATE_UNKNOWN;
+    assert_int_equal(cfx_write1(&f->d.c, CREATE, n), 0);
+    n = cfx_node(&f->d.c, CFX_NODE2);
+    assert_null(n->description);
+    proto_free(n);
+}
+
+struct node_write_wait {
+    struct cfx *c;
+    const char *id;
+    uint64_t after_version; /* the node's version must exceed it */
+};
+
+static bool node_ready_after(void *arg)
+{
+    struct node_write_wait *w = arg;
+    Swarmc__Node *n = cfx_node(w->c, w->id);
+    bool ok = n != NULL && n->status->state == SWARMC__NODE_STATE__NODE_STATE_READY &&
+              n->meta->version > w->after_version;
+    proto_free(n);
+    return ok;
+}
+
+static uint64_t node_version(struct tfx *f, const char *id)
+{
+    Swarmc__Node *n = cfx_node(&f->d.c, id);
+    assert_non_null(n);
+    uint64_t v = n->meta->version;
+    proto_free(n);
+    return v;
+}
+
+/* Registers id's agent with `availability` and waits until the dispatcher
+ * wrote the node READY. */
+static void register_and_wait(struct tfx *f, const char *id, const char *hostname,
+                              Swarmc__NodeAvailability availability)
+{
+    struct node_write_wait w = {&f->d.c, id, node_version(f, id)};
+    agent_open(&f->d, &f->a, id);
+    agent_register_with_availability(&f->a, id, hostname, availability);
+    cfx_run_until(&f->d.c, node_ready_after, &w, "the node to be written READY");
+}
+
+static Swarmc__NodeAvailability node_availability(struct tfx *f, const char *id)
+{
+    Swarmc__Node *n = cfx_node(&f->d.c, id);
+    assert_non_null(n);
+    assert_true(n->spec->has_availability);
+    Swarmc__NodeAvailability a = n->spec->availability;
+    proto_free(n);
+    return a;
+}
+
+/* `swarmc join --availability drain`: the first registration of a node
+ * that has no description yet sets its availability. */
+static void test_first_registration_applies_the_join_availability(void **state)
+{
+    struct tfx *f = *state;
+    add_joined_node(f);
+    register_and_wait(f, CFX_NODE2, "worker-host", AVAIL(DRAIN));
+    Swarmc__Node *n = cfx_node(&f->d.c, CFX_NODE2);
+    assert_int_equal(n->spec->availability, AVAIL(DRAIN));
+    assert_int_equal(n->status->state, SWARMC__NODE_STATE__NODE_STATE_READY);
+    assert_non_null(n->description);
+    assert_string_equal(n->description->hostname, "worker-host");
+    assert_int_equal(n->role, SWARMC__NODE_ROLE__NODE_ROLE_WORKER);
+    proto_free(n);
+}
+
+/* A registration without an availability leaves the stored one. */
+static void test_first_registration_without_availability_keeps_active(void **state)
+{
+    struct tfx *f = *state;
+    add_joined_node(f);
+    struct node_write_wait w = {&f->d.c, CFX_NODE2, node_version(f, CFX_NODE2)};
+    agent_open(&f->d, &f->a, CFX_NODE2);
+    agent_register(&f->a, CFX_NODE2, "worker-host");
+    cfx_run_until(&f->d.c, node_ready_after, &w, "the node to be written READY");
+    assert_int_equal(node_availability(f, CFX_NODE2), AVAIL(ACTIVE));
+}
+
+/* A node that registered before (it has a description) keeps the
+ * availability the manager set, whatever its agent sends. */
+static void test_registration_of_a_described_node_keeps_its_availability(void **state)
+{
+    struct tfx *f = *state;
+    Swarmc__Node *n = cfx_node(&f->d.c, CFX_NODE);
+    assert_non_null(n->description); /* the fixture's node registered long ago */
+    obj_node_availability(n, AVAIL(PAUSE));
+    assert_int_equal(cfx_write1(&f->d.c, UPDATE, n), 0);
+    register_and_wait(f, CFX_NODE, "agent-host", AVAIL(DRAIN));
+    assert_int_equal(node_availability(f, CFX_NODE), AVAIL(PAUSE));
+}
+
+/* The agent sends its join availability on every registration (it is in
+ * node.conf): after the first, `node update --availability` wins. */
+static void test_join_availability_is_applied_only_once(void **state)
+{
+    struct tfx *f = *state;
+    add_joined_node(f);
+    register_and_wait(f, CFX_NODE2, "worker-host", AVAIL(DRAIN));
+    assert_int_equal(node_availability(f, CFX_NODE2), AVAIL(DRAIN));
+    Swarmc__Node *n = cfx_node(&f->d.c, CFX_NODE2);
+    obj_node_availability(n, AVAIL(ACTIVE));
+    assert_int_equal(cfx_write1(&f->d.c, UPDATE, n), 0);
+    agent_close(&f->a);
+    register_and_wait(f, CFX_NODE2, "worker-host", AVAIL(DRAIN));
+    assert_int_equal(node_availability(f, CFX_NODE2), AVAIL(ACTIVE));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +397,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stale_node_state_is_retried_on_fresh_state, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stale_batch_is_retried_on_fresh_state, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_first_registration_applies_the_join_availability,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_registration_without_availability_keeps_active,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_registration_of_a_described_node_keeps_its_availability, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_join_availability_is_applied_only_once, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
