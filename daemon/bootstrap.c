@@ -92,7 +92,9 @@ static int bootstrap_entry(const struct daemon_opts *o, const struct node_conf *
     mstatus.has_raft_id = 1;
     mstatus.raft_id = daemon__raft_id(node_id);
     mstatus.reachability = "reachable";
-    mstatus.addr = (char *)(conf->listen_addr[0] != '\0' ? conf->listen_addr : "0.0.0.0:2377");
+    char maddr[SWM_ADDR_STRLEN];
+    daemon__manager_addr(conf, maddr);
+    mstatus.addr = maddr;
     node.id = (char *)node_id;
     node.meta = nmeta;
     node.spec = &nspec;
@@ -161,6 +163,15 @@ int daemon__addr_flag(const char *flag, const char *value, char out[SWM_ADDR_STR
                            flag, value);
     snprintf(out, SWM_ADDR_STRLEN, "%s", with_port);
     return 0;
+}
+
+void daemon__manager_addr(const struct node_conf *conf, char out[SWM_ADDR_STRLEN])
+{
+    const char *port = conf->listen_addr[0] != '\0' ? strrchr(conf->listen_addr, ':') + 1 : "2377";
+    if (conf->advertise_addr[0] != '\0')
+        snprintf(out, SWM_ADDR_STRLEN, "%s", conf->advertise_addr);
+    else
+        snprintf(out, SWM_ADDR_STRLEN, "127.0.0.1:%s", port);
 }
 
 /* The node settings init and join were given (their addresses checked). */

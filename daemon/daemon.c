@@ -111,8 +111,6 @@ static void shutdown_components(struct node_daemon *nd)
     nd->session = NULL;
     daemon__serve_close(nd->server);
     nd->server = NULL;
-    daemon__link_close(nd->link);
-    nd->link = NULL;
     /* The log first: pending proposals fail while their owners still live. */
     raft_node_close(nd->raft);
     nd->raft = NULL;
@@ -230,12 +228,12 @@ static int open_components(struct node_daemon *nd, struct swm_err *err)
         rc = manager_open(&nd->loop, nd->store, log, &nd->manager, err);
     if (rc == 0)
         rc = store_watch(nd->store, dispatcher_on_store_events, nd->dispatcher);
-    if (rc == 0)
-        rc = open_agent(nd, err);
-    if (rc == 0 && (rc = daemon__link_open(nd, &nd->link)) < 0)
-        swm_err_set(err, rc, "agent session: %s", swm_strerror(rc));
     if (rc == 0 && nd->has_identity)
         rc = daemon__serve_open(nd, &nd->server, err);
+    if (rc == 0)
+        rc = open_agent(nd, err);
+    if (rc == 0)
+        rc = daemon__session_open(nd, &nd->session, err);
     if (rc == 0)
         rc = open_api(nd, err);
     return rc;

@@ -19,7 +19,6 @@
 struct agent_session;
 struct api_server;
 struct cluster_server;
-struct link;
 
 struct node_daemon {
     uv_loop_t loop;
@@ -38,11 +37,9 @@ struct node_daemon {
     struct dispatcher *dispatcher;
     struct manager *manager;
     struct cluster_server *server; /* the cluster port */
-    struct link *link;             /* the local agent's session */
-    /* A worker's: */
-    struct agent_session *session; /* to a manager's dispatcher */
     /* Both: */
     struct agent *agent;
+    struct agent_session *session; /* the agent's, to the leader's dispatcher */
     struct api_server *api;
     uv_signal_t sigterm, sigint;
     int leaving; /* `leave` in progress: wipe state once stopped */
@@ -61,6 +58,10 @@ uint64_t daemon__raft_id(const char *node_id);
 int daemon__addr_flag(const char *flag, const char *value, char out[SWM_ADDR_STRLEN],
                       struct swm_err *err);
 
+/* Where other nodes reach this manager (its ManagerStatus.addr): the
+ * advertise address, else 127.0.0.1 with the listen port. */
+void daemon__manager_addr(const struct node_conf *conf, char out[SWM_ADDR_STRLEN]);
+
 /* Makes a new cluster's state in the data dir (`swarmc init`). */
 int daemon__create_state(const struct daemon_opts *o, char node_id[SWM_ID_LEN + 1],
                          struct swm_err *err);
@@ -75,7 +76,7 @@ int daemon__join_state(const struct daemon_opts *o, const char *token, const cha
 int daemon__serve_open(struct node_daemon *nd, struct cluster_server **out, struct swm_err *err);
 void daemon__serve_close(struct cluster_server *srv);
 
-/* A worker's session with a manager's dispatcher (daemon/session.c). */
+/* The agent's session with the leader's dispatcher (daemon/session.c). */
 int daemon__session_open(struct node_daemon *nd, struct agent_session **out, struct swm_err *err);
 void daemon__session_close(struct agent_session *s);
 
@@ -83,12 +84,6 @@ void daemon__session_close(struct agent_session *s);
 int daemon__api_open(struct node_daemon *nd, const char *path, struct api_server **out,
                      struct swm_err *err);
 void daemon__api_close(struct api_server *srv);
-
-/* The in-process session between the local agent and the dispatcher:
- * frames are queued and delivered on the next loop iteration, never
- * re-entrantly, as a network would. */
-int daemon__link_open(struct node_daemon *nd, struct link **out);
-void daemon__link_close(struct link *l);
 
 /* Begins an orderly stop; with leave, removes every container and the
  * node's state once stopped. */

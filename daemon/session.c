@@ -1,7 +1,12 @@
-/* A worker's session with the dispatcher of a manager, over the secure
- * channel (service "dispatcher" of the cluster port, net/transport/port.h).
+/* A node's agent's session with the dispatcher of the leading manager,
+ * over the secure channel (service "dispatcher" of the cluster port,
+ * net/transport/port.h). Every node's agent uses one, a manager's own
+ * included: the dispatcher runs on the leader only, and a manager that does
+ * not lead does not offer the service, so a session that reaches it is
+ * refused and the next manager is tried.
  *
- * The session dials the managers of node.conf in turn. Once the channel is
+ * The session dials the managers in turn: a worker those of its node.conf,
+ * a manager those the store names (ManagerStatus.addr). Once the channel is
  * up it sends the service hello and hands the agent a connection
  * (agent_connect: register, then every task's state). When the connection
  * goes, the agent is told (agent_disconnect) and the next manager is
@@ -101,12 +106,55 @@ static void on_closed(struct chan_conn *conn, int status, const char *reason, vo
     s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
+/* A manager's view of the managers: their addresses in the store. */
+static int store_managers(struct node_daemon *nd, struct node_conf *out)
+{
+    struct store_read *r = NULL;
+    Swarmc__Node **nodes = NULL;
+    size_t n = 0;
+    int rc = store_read_begin(nd->store, &r, NULL);
+    if (rc == 0)
+        rc = store_list_nodes(r, &nodes, &n);
+    store_read_end(r);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const Swarmc__ManagerStatus *m = nodes[i]->manager_status;
+        if (nodes[i]->role == SWARMC__NODE_ROLE__NODE_ROLE_MANAGER && m != NULL &&
+            m->addr != NULL && strlen(m->addr) < SWM_ADDR_STRLEN)
+            node_conf_add_manager(out, m->addr);
+    }
+    if (rc == 0)
+        store_free_list(nodes, n);
+    return rc;
+}
+
+/* Picks the next manager to dial into s->manager. Returns 0 or -ENOENT if
+ * none is known. */
+static int next_manager(struct agent_session *s)
+{
+    struct node_daemon *nd = s->nd;
+    struct node_conf managers = {0};
+    const struct node_conf *list = &nd->conf;
+    if (!nd->worker) {
+        if (store_managers(nd, &managers) < 0)
+            return -ENOENT;
+        list = &managers;
+    }
+    if (list->n_managers == 0)
+        return -ENOENT;
+    snprintf(s->manager, sizeof(s->manager), "%s",
+             list->managers[s->next_manager++ % list->n_managers]);
+    return 0;
+}
+
 static void dial(uv_timer_t *timer)
 {
     struct agent_session *s = timer->data;
     struct node_daemon *nd = s->nd;
-    snprintf(s->manager, sizeof(s->manager), "%s", nd->conf.managers[s->next_manager]);
-    s->next_manager = (s->next_manager + 1) % nd->conf.n_managers;
+    if (next_manager(s) < 0) {
+        snprintf(s->manager, sizeof(s->manager), "(none known)");
+        on_closed(NULL, -ENOENT, "no manager address is known", s);
+        return;
+    }
     struct chan_config cfg = {.side = CHAN_INITIATOR,
                               .identity = &nd->identity.key,
                               .cert = &nd->identity.cert,
@@ -124,7 +172,7 @@ static void dial(uv_timer_t *timer)
 
 int daemon__session_open(struct node_daemon *nd, struct agent_session **out, struct swm_err *err)
 {
-    if (nd->conf.n_managers == 0)
+    if (nd->worker && nd->conf.n_managers == 0)
         return swm_err_set(err, SWM_ECORRUPT,
                            "%s/" NODECONF_FILE " names no manager: this worker cannot reach the "
                            "swarm; leave it and join again",

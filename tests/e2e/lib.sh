@@ -11,13 +11,17 @@ DATA="$T/data"
 RUN="$T/run"
 IMAGE_TAR="$T/busybox.tar"
 
-# A daemon (init, daemon) gets a network namespace of its own, so that its
+# A daemon (init, daemon) gets a network namespace of its own (with lo up:
+# its agent reaches the dispatcher through the cluster port), so that its
 # cluster port (2377) clashes neither with another test's daemon nor with a
 # swarm already on this machine; the CLI reaches it through its control
 # socket, a file.
 sw() {
     case "${1:-}" in
-    init | daemon) unshare --net -- "$SWARMC" --data-dir "$DATA" --run-dir "$RUN" "$@" ;;
+    init | daemon)
+        unshare --net -- sh -c 'ip link set lo up && exec "$@"' sh \
+            "$SWARMC" --data-dir "$DATA" --run-dir "$RUN" "$@"
+        ;;
     *) "$SWARMC" --data-dir "$DATA" --run-dir "$RUN" "$@" ;;
     esac
 }
