@@ -255,7 +255,11 @@ static void handle_request(struct api_conn *conn, Swarmc__ControlRequest *req)
         daemon__images(nd, req, reply, conn);
         break;
     case SWARMC__CONTROL_REQUEST__OP_SERVICE_LOGS:
-        daemon__logs(nd, conn, req->service_logs);
+        /* Logs name a service: the store resolves it (managers only). */
+        if (nd->worker)
+            handle_worker_request(conn, req);
+        else
+            daemon__logs(nd, conn, req->service_logs);
         break;
     case SWARMC__CONTROL_REQUEST__OP_LEAVE:
         handle_leave(conn, req->leave);

@@ -284,7 +284,7 @@ static int fetch_certificate(const char *remote, const struct ca_token *token,
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     if (rc < 0)
-        return swm_err_set(err, rc, "cannot join the swarm at %s: %s", remote, err->msg);
+        return swm_err_wrap(err, rc, "cannot join the swarm at %s", remote);
     if (a.joined) {
         *out = a.cert;
         return 0;
@@ -309,8 +309,8 @@ int daemon__join_state(const struct daemon_opts *o, const char *token, const cha
     int rc = conf_from_opts(o, &conf, err);
     if (rc == 0)
         rc = daemon__addr_flag("manager address", remote, manager, err);
-    if (rc == 0 && (rc = ca_token_parse(&tok, token, err)) < 0)
-        swm_err_set(err, rc, "invalid join token: %s", err->msg);
+    if (rc == 0)
+        rc = ca_token_parse(&tok, token, err);
     if (rc < 0)
         return rc;
     node_conf_add_manager(&conf, manager);

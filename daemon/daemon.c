@@ -103,6 +103,8 @@ static void close_walk(uv_handle_t *handle, void *arg)
         uv_close(handle, NULL);
 }
 
+static void close_leader_components(struct node_daemon *nd);
+
 static void shutdown_components(struct node_daemon *nd)
 {
     daemon__api_close(nd->api);
@@ -114,14 +116,9 @@ static void shutdown_components(struct node_daemon *nd)
     /* The log first: pending proposals fail while their owners still live. */
     raft_node_close(nd->raft);
     nd->raft = NULL;
-    manager_close(nd->manager);
-    nd->manager = NULL;
-    dispatcher_close(nd->dispatcher);
-    nd->dispatcher = NULL;
+    close_leader_components(nd);
     agent_close(nd->agent);
     nd->agent = NULL;
-    controlapi_close(nd->controlapi);
-    nd->controlapi = NULL;
     uv_close((uv_handle_t *)&nd->sigterm, NULL);
     uv_close((uv_handle_t *)&nd->sigint, NULL);
 }
@@ -211,10 +208,10 @@ static int open_api(struct node_daemon *nd, struct swm_err *err)
     return daemon__api_open(nd, path, &nd->api, err);
 }
 
-/* The control plane and the agent start once the raft node has replayed
- * the log and leads: the store then holds everything committed, so the
- * dispatcher knows this node before its agent registers. */
-static int open_components(struct node_daemon *nd, struct swm_err *err)
+/* The leader's components: the control API, the dispatcher and the
+ * reconcile loop, and the cluster port's joins and agent sessions. They run
+ * while this manager leads: the store then holds everything committed. */
+static int open_leader_components(struct node_daemon *nd, struct swm_err *err)
 {
     struct store_log *log = raft_node_log(nd->raft);
     int rc =
@@ -226,22 +223,32 @@ static int open_components(struct node_daemon *nd, struct swm_err *err)
         swm_err_set(err, rc, "dispatcher: %s", swm_strerror(rc));
     if (rc == 0)
         rc = manager_open(&nd->loop, nd->store, log, &nd->manager, err);
-    if (rc == 0)
-        rc = store_watch(nd->store, dispatcher_on_store_events, nd->dispatcher);
-    if (rc == 0 && nd->has_identity)
-        rc = daemon__serve_open(nd, &nd->server, err);
-    if (rc == 0)
-        rc = open_agent(nd, err);
-    if (rc == 0)
-        rc = daemon__session_open(nd, &nd->session, err);
-    if (rc == 0)
-        rc = open_api(nd, err);
+    if (rc == 0 && (rc = store_watch(nd->store, dispatcher_on_store_events, nd->dispatcher)) < 0)
+        swm_err_set(err, rc, "watching the store: %s", swm_strerror(rc));
+    if (rc == 0 && nd->server != NULL)
+        rc = daemon__serve_lead(nd->server, err);
     return rc;
 }
 
-/* A worker runs its agent and a session with a manager; its control socket
- * serves only what is local to the node. */
-static int open_worker(struct node_daemon *nd, struct swm_err *err)
+/* Leadership lost (or the daemon stops): agents reconnect to the new
+ * leader, and writes in flight are answered by the log. */
+static void close_leader_components(struct node_daemon *nd)
+{
+    daemon__serve_follow(nd->server);
+    if (nd->dispatcher != NULL)
+        store_unwatch(nd->store, dispatcher_on_store_events, nd->dispatcher);
+    manager_close(nd->manager);
+    nd->manager = NULL;
+    dispatcher_close(nd->dispatcher);
+    nd->dispatcher = NULL;
+    controlapi_close(nd->controlapi);
+    nd->controlapi = NULL;
+}
+
+/* What runs on every node once its state is known: the agent and its
+ * session with the leader, and the control socket. A manager opens them
+ * when it first knows a leader (the store has then replayed the log). */
+static int open_node_components(struct node_daemon *nd, struct swm_err *err)
 {
     int rc = open_agent(nd, err);
     if (rc == 0)
@@ -249,38 +256,49 @@ static int open_worker(struct node_daemon *nd, struct swm_err *err)
     if (rc == 0)
         rc = open_api(nd, err);
     if (rc == 0)
-        swm_log_info("daemon: started worker node=%s data_dir=%s", nd->node_id,
-                     daemon__data_dir(nd->opts));
+        swm_log_info("daemon: started %s node=%s data_dir=%s", nd->worker ? "worker" : "manager",
+                     nd->node_id, daemon__data_dir(nd->opts));
     return rc;
 }
 
 static void on_leadership(void *arg, bool leader, uint64_t leader_id)
 {
     struct node_daemon *nd = arg;
-    if (!leader || nd->started || nd->stopping)
+    int rc = 0;
+    if (nd->stopping)
         return;
-    nd->started = 1;
-    int rc = open_components(nd, &nd->start_err);
+    if (!nd->started && leader_id != 0) {
+        nd->started = 1;
+        rc = open_node_components(nd, &nd->start_err);
+    }
+    if (rc == 0 && leader && !nd->leading) {
+        nd->leading = 1;
+        rc = open_leader_components(nd, &nd->start_err);
+        swm_log_info("daemon: leading the swarm");
+    } else if (rc == 0 && !leader && nd->leading) {
+        nd->leading = 0;
+        close_leader_components(nd);
+        swm_log_info("daemon: no longer leading the swarm");
+    }
     if (rc < 0) {
         swm_log_error("daemon: cannot start: %s", nd->start_err.msg);
         daemon__stop(nd, 0);
-        return;
     }
-    swm_log_info("daemon: started node=%s data_dir=%s", nd->node_id, daemon__data_dir(nd->opts));
 }
 
 static int open_state(struct node_daemon *nd, struct swm_err *err)
 {
     char path[PATH_MAX];
     if (nd->worker)
-        return open_worker(nd, err);
+        return open_node_components(nd, err);
     path_in(path, sizeof(path), daemon__data_dir(nd->opts), "state");
     int rc = store_open(path, &nd->store, err);
+    if (rc == 0 && nd->has_identity)
+        rc = daemon__serve_open(nd, &nd->server, err);
     if (rc == 0)
         rc = open_raft(nd, err);
     return rc;
 }
-
 /* Holds an exclusive lock on the data dir for the daemon's lifetime: two
  * daemons on one store would corrupt each other's view. */
 static int lock_data_dir(const char *dir, struct swm_err *err)

@@ -44,7 +44,8 @@ struct node_daemon {
     uv_signal_t sigterm, sigint;
     int leaving; /* `leave` in progress: wipe state once stopped */
     int stopping;
-    int started;              /* components opened (at the first leadership) */
+    int started;              /* node components opened (at the first known leader) */
+    int leading;              /* leader components open */
     struct swm_err start_err; /* why they failed to open, code 0 if they did not */
 };
 
@@ -72,8 +73,13 @@ int daemon__create_state(const struct daemon_opts *o, char node_id[SWM_ID_LEN + 
 int daemon__join_state(const struct daemon_opts *o, const char *token, const char *remote,
                        char node_id[SWM_ID_LEN + 1], struct swm_err *err);
 
-/* A manager's cluster port: joins and remote agents' sessions. */
+/* A manager's cluster port. Opened at start; while the manager leads it
+ * also admits joining nodes and serves agents' sessions (serve_lead), and
+ * stops again when leadership is lost (serve_follow, which closes the
+ * agents' connections so they find the new leader). */
 int daemon__serve_open(struct node_daemon *nd, struct cluster_server **out, struct swm_err *err);
+int daemon__serve_lead(struct cluster_server *srv, struct swm_err *err);
+void daemon__serve_follow(struct cluster_server *srv);
 void daemon__serve_close(struct cluster_server *srv);
 
 /* The agent's session with the leader's dispatcher (daemon/session.c). */

@@ -1,5 +1,5 @@
 /* The node's own settings, kept next to its state in <data-dir>/node.conf
- * (docs/operations.md "Data directory"): what `swarmc init` and `swarmc
+ * (docs/operations.md "Files"): what `swarmc init` and `swarmc
  * join` were told (listen and advertise addresses, the availability to
  * join with) and the managers a worker dials. The cluster's settings live
  * in the replicated store instead; these are the ones a node needs before

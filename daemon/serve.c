@@ -35,6 +35,7 @@ struct remote_agent {
 struct cluster_server {
     struct node_daemon *nd;
     struct chan_port *port;
+    bool leading;
     struct remote_agent *agents;
 };
 
@@ -43,15 +44,24 @@ static int64_t wall_clock(void *arg)
     return swm_now_ns();
 }
 
-/* The channel configuration of the port: this manager's key material and
- * the current join secrets (wiped by the caller). */
-static int port_config(struct node_daemon *nd, struct ca_join_secrets *secrets,
+/* The channel configuration of the port: this manager's key material and,
+ * while it leads (it admits joins), the current join secrets (wiped by the
+ * caller). */
+static int port_config(struct cluster_server *srv, struct ca_join_secrets *secrets,
                        struct chan_config *cfg, struct swm_err *err)
 {
+    struct node_daemon *nd = srv->nd;
     struct store_read *r = NULL;
     Swarmc__Cluster *c = NULL;
-    int rc = store_read_begin(nd->store, &r, err);
-    if (rc == 0 && store_get_cluster(r, &c) < 0)
+    int rc = 0;
+    *cfg = (struct chan_config){.side = CHAN_RESPONDER,
+                                .identity = &nd->identity.key,
+                                .cert = &nd->identity.cert,
+                                .root_pk = nd->identity.root_pk,
+                                .wall_clock = wall_clock};
+    if (!srv->leading)
+        return 0;
+    if ((rc = store_read_begin(nd->store, &r, err)) == 0 && store_get_cluster(r, &c) < 0)
         rc = swm_err_set(err, SWM_ENOTFOUND, "the store holds no cluster object");
     store_read_end(r);
     if (rc == 0)
@@ -59,12 +69,19 @@ static int port_config(struct node_daemon *nd, struct ca_join_secrets *secrets,
     if (c != NULL)
         casvc_root_redact(c->root_ca);
     proto_free(c);
-    *cfg = (struct chan_config){.side = CHAN_RESPONDER,
-                                .identity = &nd->identity.key,
-                                .cert = &nd->identity.cert,
-                                .root_pk = nd->identity.root_pk,
-                                .join_secrets = secrets,
-                                .wall_clock = wall_clock};
+    cfg->join_secrets = rc == 0 ? secrets : NULL;
+    return rc;
+}
+
+/* Applies port_config to connections accepted from now on. */
+static int refresh_config(struct cluster_server *srv, struct swm_err *err)
+{
+    struct ca_join_secrets secrets;
+    struct chan_config cfg;
+    int rc = port_config(srv, &secrets, &cfg, err);
+    if (rc == 0)
+        rc = chan_port_set_config(srv->port, &cfg, err);
+    sodium_memzero(&secrets, sizeof(secrets));
     return rc;
 }
 
@@ -209,16 +226,10 @@ static void on_store_events(void *arg, const struct store_event *events, size_t 
     size_t i = 0;
     while (i < n && events[i].kind != STORE_KIND_CLUSTER)
         i++;
-    if (i == n)
-        return;
     /* A rotated join token: joins from now on need the new secret. */
-    struct ca_join_secrets secrets;
-    struct chan_config cfg;
     struct swm_err err = {0};
-    if (port_config(srv->nd, &secrets, &cfg, &err) < 0 ||
-        chan_port_set_config(srv->port, &cfg, &err) < 0)
+    if (i < n && srv->leading && refresh_config(srv, &err) < 0)
         swm_log_error("serve: cannot update the join secrets: %s", err.msg);
-    sodium_memzero(&secrets, sizeof(secrets));
 }
 
 int daemon__serve_open(struct node_daemon *nd, struct cluster_server **out, struct swm_err *err)
@@ -230,24 +241,50 @@ int daemon__serve_open(struct node_daemon *nd, struct cluster_server **out, stru
     struct ca_join_secrets secrets;
     struct chan_config cfg;
     const char *addr = nd->conf.listen_addr[0] != '\0' ? nd->conf.listen_addr : DEFAULT_LISTEN_ADDR;
-    int rc = port_config(nd, &secrets, &cfg, err);
+    int rc = port_config(srv, &secrets, &cfg, err);
     if (rc == 0 && (rc = chan_port_open(&nd->loop, addr, &cfg, NULL, &srv->port, err)) < 0)
-        swm_err_set(err, rc, "listening on %s: %s", addr, err->msg);
-    sodium_memzero(&secrets, sizeof(secrets));
+        swm_err_wrap(err, rc, "listening on %s", addr);
+    if (rc == 0 && (rc = store_watch(nd->store, on_store_events, srv)) < 0) {
+        chan_port_close(srv->port);
+        swm_err_set(err, rc, "watching the store: %s", swm_strerror(rc));
+    }
     if (rc < 0) {
         swm_free(srv);
         return rc;
     }
-    if ((rc = store_watch(nd->store, on_store_events, srv)) < 0) {
-        chan_port_close(srv->port);
-        swm_free(srv);
-        return swm_err_set(err, rc, "watching the store: %s", swm_strerror(rc));
-    }
-    chan_port_set_join(srv->port, on_join, srv);
-    chan_port_offer(srv->port, CHAN_SERVICE_DISPATCHER, on_agent, CA_ROLES_ANY, srv);
     swm_log_info("serve: listening on %s", addr);
     *out = srv;
     return 0;
+}
+
+int daemon__serve_lead(struct cluster_server *srv, struct swm_err *err)
+{
+    srv->leading = true;
+    int rc = refresh_config(srv, err);
+    if (rc < 0)
+        return rc;
+    chan_port_set_join(srv->port, on_join, srv);
+    if ((rc = chan_port_offer(srv->port, CHAN_SERVICE_DISPATCHER, on_agent, CA_ROLES_ANY, srv)) < 0)
+        return swm_err_set(err, rc, "offering the dispatcher: %s", swm_strerror(rc));
+    return 0;
+}
+
+void daemon__serve_follow(struct cluster_server *srv)
+{
+    if (srv == NULL || !srv->leading)
+        return;
+    struct swm_err err = {0};
+    srv->leading = false;
+    if (refresh_config(srv, &err) < 0)
+        swm_log_error("serve: cannot drop the join secrets: %s", err.msg);
+    chan_port_set_join(srv->port, NULL, NULL);
+    chan_port_offer(srv->port, CHAN_SERVICE_DISPATCHER, NULL, 0, NULL);
+    while (srv->agents != NULL) {
+        struct remote_agent *ra = srv->agents;
+        agent_detach(ra);
+        ra->closing = true;
+        chan_conn_close(ra->conn);
+    }
 }
 
 void daemon__serve_close(struct cluster_server *srv)
