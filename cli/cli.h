@@ -27,7 +27,7 @@ struct cli_hooks {
     int (*daemon_init)(const struct daemon_opts *opts, char node_id[26], struct swm_err *err);
     int (*daemon_start)(const struct daemon_opts *opts, struct swm_err *err);
     int (*daemon_join)(const struct daemon_opts *opts, const char *token, const char *remote,
-                       char node_id[26], struct swm_err *err);
+                       char node_id[26], bool *manager, struct swm_err *err);
 };
 
 /* What every command may use. Strings are borrowed (argv, environment or

@@ -181,10 +181,11 @@ int cli_cluster_join(struct cli_ctx *ctx, const struct cli_args *args, struct sw
     if (ctx->hooks == NULL || ctx->hooks->daemon_join == NULL)
         return swm_err_set(err, SWM_ENOTSUP, "this swarmc was built without the node daemon");
     char node_id[26] = "";
-    if ((rc = ctx->hooks->daemon_join(&opts, token, args->pos[0], node_id, err)) < 0)
+    bool manager = false;
+    if ((rc = ctx->hooks->daemon_join(&opts, token, args->pos[0], node_id, &manager, err)) < 0)
         return rc;
     if (!opts.foreground)
-        fprintf(ctx->out, "This node joined a swarm as a worker.\n");
+        fprintf(ctx->out, "This node joined a swarm as a %s.\n", manager ? "manager" : "worker");
     return 0;
 }
 

@@ -267,7 +267,7 @@ static void join_closed(struct chan_conn *conn, int status, const char *reason, 
 /* Runs a join channel to `remote` on a loop of its own until the manager
  * sent a certificate or the connection ended (the channel's handshake
  * timeout bounds the wait). */
-static int fetch_certificate(const char *remote, const struct ca_token *token,
+static int fetch_certificate(const char *remote, const struct ca_token *token, int role,
                              const struct ca_keypair *key, struct ca_cert *out, struct swm_err *err)
 {
     uv_loop_t loop;
@@ -275,7 +275,7 @@ static int fetch_certificate(const char *remote, const struct ca_token *token,
     struct chan_config cfg = {.side = CHAN_INITIATOR,
                               .identity = key,
                               .join_token = token,
-                              .join_role = CA_ROLE_WORKER,
+                              .join_role = role,
                               .wall_clock = wall_clock};
     struct chan_conn_callbacks cbs = {.joined = join_joined, .closed = join_closed, .arg = &a};
     struct chan_conn *conn = NULL;
@@ -289,36 +289,36 @@ static int fetch_certificate(const char *remote, const struct ca_token *token,
         *out = a.cert;
         return 0;
     }
-    if (a.status == -EPERM && strstr(a.reason, "manager") != NULL)
-        return swm_err_set(err, SWM_ENOTSUP,
-                           "this is a manager join token: joining as a manager is not supported "
-                           "yet (use the worker token)");
     return swm_err_set(err, a.status < 0 ? a.status : -ECONNRESET,
                        "cannot join the swarm at %s: %s", remote,
                        a.reason[0] != '\0' ? a.reason : "the manager closed the connection");
 }
 
 int daemon__join_state(const struct daemon_opts *o, const char *token, const char *remote,
-                       char node_id[SWM_ID_LEN + 1], struct swm_err *err)
+                       char node_id[SWM_ID_LEN + 1], bool *manager, struct swm_err *err)
 {
     const char *dir = daemon__data_dir(o);
-    char path[PATH_MAX], manager[SWM_ADDR_STRLEN];
+    char path[PATH_MAX], manager_addr[SWM_ADDR_STRLEN];
     struct node_conf conf;
     struct ca_token tok;
     struct ca_node_files files = {0};
     int rc = conf_from_opts(o, &conf, err);
     if (rc == 0)
-        rc = daemon__addr_flag("manager address", remote, manager, err);
+        rc = daemon__addr_flag("manager address", remote, manager_addr, err);
     if (rc == 0)
         rc = ca_token_parse(&tok, token, err);
     if (rc < 0)
         return rc;
-    node_conf_add_manager(&conf, manager);
+    node_conf_add_manager(&conf, manager_addr);
     rc = claim_data_dir(dir, err);
     if (rc == 0 && ca_keypair_generate(&files.key) < 0)
         rc = swm_err_set(err, -EIO, "no randomness for the node's key");
+    /* The token grants its role: a worker token is the common case, and a
+     * manager token is refused for the worker role with -EPERM. */
     if (rc == 0)
-        rc = fetch_certificate(manager, &tok, &files.key, &files.cert, err);
+        rc = fetch_certificate(manager_addr, &tok, CA_ROLE_WORKER, &files.key, &files.cert, err);
+    if (rc == -EPERM)
+        rc = fetch_certificate(manager_addr, &tok, CA_ROLE_MANAGER, &files.key, &files.cert, err);
     ca_token_wipe(&tok);
     memcpy(files.root_pk, files.cert.issuer_pk, CA_PUBKEY_LEN);
     snprintf(path, sizeof(path), "%s/certificates", dir);
@@ -326,6 +326,7 @@ int daemon__join_state(const struct daemon_opts *o, const char *token, const cha
         rc = ca_node_files_save(path, &files, err);
     if (rc == 0) {
         snprintf(node_id, SWM_ID_LEN + 1, "%s", files.cert.node_id);
+        *manager = files.cert.role == CA_ROLE_MANAGER;
         rc = finish_state(dir, &conf, node_id, err);
     }
     ca_node_files_wipe(&files);

@@ -111,11 +111,10 @@ static void shutdown_components(struct node_daemon *nd)
     nd->api = NULL;
     daemon__session_close(nd->session);
     nd->session = NULL;
+    /* The log first: pending proposals fail while their owners still live. */
+    daemon__managers_close(nd);
     daemon__serve_close(nd->server);
     nd->server = NULL;
-    /* The log first: pending proposals fail while their owners still live. */
-    raft_node_close(nd->raft);
-    nd->raft = NULL;
     close_leader_components(nd);
     agent_close(nd->agent);
     nd->agent = NULL;
@@ -146,38 +145,6 @@ void daemon__stop(struct node_daemon *nd, int leave)
 }
 
 static void on_leadership(void *arg, bool leader, uint64_t leader_id);
-
-/* The cluster's --snapshot-interval. At the first start of a new cluster
- * the cluster object is still in the log, so `swarmc init`'s own option
- * counts first. 0: the raft default. */
-static uint64_t snapshot_interval(struct node_daemon *nd)
-{
-    if (nd->opts->snapshot_interval > 0)
-        return nd->opts->snapshot_interval;
-    struct store_read *r = NULL;
-    Swarmc__Cluster *c = NULL;
-    uint64_t n = 0;
-    if (store_read_begin(nd->store, &r, NULL) == 0 && store_get_cluster(r, &c) == 0 &&
-        c->spec != NULL && c->spec->has_snapshot_interval)
-        n = c->spec->snapshot_interval;
-    proto_free(c);
-    store_read_end(r);
-    return n;
-}
-
-/* A one-manager cluster: this node is the only voter. Stores of earlier
- * builds, written without raft, are converted on the first start. */
-static int open_raft(struct node_daemon *nd, struct swm_err *err)
-{
-    struct raft_server self = {.id = daemon__raft_id(nd->node_id), .role = RAFT_VOTER};
-    struct raft_configuration conf = {.servers = &self, .n_servers = 1};
-    struct raft_node_options ro = {.id = self.id,
-                                   .bootstrap = &conf,
-                                   .snapshot_threshold = snapshot_interval(nd),
-                                   .on_leadership = on_leadership,
-                                   .on_leadership_arg = nd};
-    return raft_node_open(&nd->loop, nd->store, &ro, NULL, &nd->raft, err);
-}
 
 static int open_agent(struct node_daemon *nd, struct swm_err *err)
 {
@@ -296,7 +263,7 @@ static int open_state(struct node_daemon *nd, struct swm_err *err)
     if (rc == 0 && nd->has_identity)
         rc = daemon__serve_open(nd, &nd->server, err);
     if (rc == 0)
-        rc = open_raft(nd, err);
+        rc = daemon__managers_open(nd, on_leadership, err);
     return rc;
 }
 /* Holds an exclusive lock on the data dir for the daemon's lifetime: two
@@ -465,11 +432,11 @@ int daemon_init(const struct daemon_opts *opts, char node_id[26], struct swm_err
 }
 
 int daemon_join(const struct daemon_opts *opts, const char *token, const char *remote,
-                char node_id[26], struct swm_err *err)
+                char node_id[26], bool *manager, struct swm_err *err)
 {
     int rc = apply_log_level(opts, err);
     if (rc == 0)
-        rc = daemon__join_state(opts, token, remote, node_id, err);
+        rc = daemon__join_state(opts, token, remote, node_id, manager, err);
     if (rc < 0)
         return rc;
     if (opts->foreground)

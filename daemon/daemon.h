@@ -40,10 +40,11 @@ int daemon_init(const struct daemon_opts *opts, char node_id[26], struct swm_err
  * default) with a join token (`swarmc join`): gets this node's certificate
  * from the manager, writes the node's state, then starts the daemon like
  * daemon_init. opts' listen/advertise addresses and availability apply;
- * the node id goes to node_id. Refused if the node is already part of a
+ * the node id goes to node_id, and *manager says whether the token made it
+ * a manager. Refused if the node is already part of a
  * swarm. */
 int daemon_join(const struct daemon_opts *opts, const char *token, const char *remote,
-                char node_id[26], struct swm_err *err);
+                char node_id[26], bool *manager, struct swm_err *err);
 
 /* Starts the daemon from an existing data dir (`swarmc daemon`). Detaches
  * unless opts->foreground; returns like daemon_init. */

@@ -17,6 +17,8 @@
 #include "store/store.h"
 
 struct agent_session;
+struct raft_joiner;
+struct raft_transport;
 struct api_server;
 struct cluster_server;
 
@@ -33,6 +35,8 @@ struct node_daemon {
     /* A manager's: */
     struct store *store;
     struct raft_node *raft;
+    struct raft_transport *raft_transport; /* owned by raft; NULL without a port */
+    struct raft_joiner *raft_joiner;       /* a joined manager asking to be added */
     struct controlapi *controlapi;
     struct dispatcher *dispatcher;
     struct manager *manager;
@@ -69,9 +73,28 @@ int daemon__create_state(const struct daemon_opts *o, char node_id[SWM_ID_LEN + 
 
 /* Joins the swarm whose manager listens at `remote` with `token` and
  * writes the node's state (`swarmc join`): the identity key, the
- * certificate the manager issued, node.conf and node_id. */
+ * certificate the manager issued (*manager: with the manager role),
+ * node.conf and node_id. */
 int daemon__join_state(const struct daemon_opts *o, const char *token, const char *remote,
-                       char node_id[SWM_ID_LEN + 1], struct swm_err *err);
+                       char node_id[SWM_ID_LEN + 1], bool *manager, struct swm_err *err);
+
+/* Answers a request that came over the network: resp is borrowed. Called
+ * exactly once per request. */
+typedef void (*daemon_reply_fn)(void *arg, const Swarmc__ControlResponse *resp);
+
+/* A manager's raft membership (daemon/managers.c): opens the raft node on
+ * the cluster port with its peers from the store, and makes a manager that
+ * joined ask the leader to add it. */
+int daemon__managers_open(struct node_daemon *nd,
+                          void (*on_leadership)(void *arg, bool leader, uint64_t leader_id),
+                          struct swm_err *err);
+void daemon__managers_close(struct node_daemon *nd);
+
+/* The leader's answer to a manager asking to join the raft membership
+ * (node_id from its certificate). */
+void daemon__managers_raft_join(struct node_daemon *nd, const char *node_id,
+                                const Swarmc__RaftJoinRequest *req, daemon_reply_fn reply,
+                                void *arg);
 
 /* A manager's cluster port. Opened at start; while the manager leads it
  * also admits joining nodes and serves agents' sessions (serve_lead), and
@@ -81,6 +104,7 @@ int daemon__serve_open(struct node_daemon *nd, struct cluster_server **out, stru
 int daemon__serve_lead(struct cluster_server *srv, struct swm_err *err);
 void daemon__serve_follow(struct cluster_server *srv);
 void daemon__serve_close(struct cluster_server *srv);
+struct chan_port *daemon__serve_port(struct cluster_server *srv);
 
 /* The agent's session with the leader's dispatcher (daemon/session.c). */
 int daemon__session_open(struct node_daemon *nd, struct agent_session **out, struct swm_err *err);

@@ -14,6 +14,7 @@
 #include "daemon/internal.h"
 #include "manager/ca/ca.h"
 #include "manager/join.h"
+#include "manager/raft/raft.h"
 #include "net/transport/port.h"
 
 #include <errno.h>
@@ -58,7 +59,9 @@ static int port_config(struct cluster_server *srv, struct ca_join_secrets *secre
                                 .identity = &nd->identity.key,
                                 .cert = &nd->identity.cert,
                                 .root_pk = nd->identity.root_pk,
-                                .wall_clock = wall_clock};
+                                .wall_clock = wall_clock,
+                                /* raft frames (snapshot chunks, batches) are the largest */
+                                .max_frame = RAFT_MESSAGE_MAX_SIZE};
     if (!srv->leading)
         return 0;
     if ((rc = store_read_begin(nd->store, &r, err)) == 0 && store_get_cluster(r, &c) < 0)
@@ -218,6 +221,83 @@ static void on_agent(struct chan_conn *conn, const struct ca_cert *peer, void *a
     swm_log_info("serve: agent connected node=%s remote=%s", peer->node_id, chan_conn_remote(conn));
 }
 
+/* ---------------------------------------------- control from managers -- */
+
+/* A manager's control connection. Requests are answered in order of their
+ * completion; a reply after the connection closed is dropped. */
+struct control_peer {
+    struct cluster_server *srv; /* borrowed: closing the server closes conn first */
+    struct chan_conn *conn;     /* NULL once closed */
+    char node_id[SWM_ID_LEN + 1];
+    int refs; /* the connection + every request not yet answered */
+};
+
+static void control_unref(struct control_peer *cp)
+{
+    if (--cp->refs == 0)
+        swm_free(cp);
+}
+
+static void control_reply(void *arg, const Swarmc__ControlResponse *resp)
+{
+    struct control_peer *cp = arg;
+    struct swm_buf buf = {0};
+    struct swm_err err = {0};
+    if (cp->conn != NULL && (proto_pack(&resp->base, &buf) < 0 ||
+                             chan_conn_send(cp->conn, buf.data, buf.len, &err) < 0)) {
+        swm_log_warn("serve: cannot answer manager %s: %s", cp->node_id,
+                     err.msg[0] != '\0' ? err.msg : "out of memory");
+        chan_conn_close(cp->conn);
+    }
+    swm_buf_free(&buf);
+    control_unref(cp);
+}
+
+static void control_data(struct chan_conn *conn, const uint8_t *data, size_t len, void *arg)
+{
+    struct control_peer *cp = arg;
+    struct swm_err err = {0};
+    Swarmc__ControlRequest *req =
+        PROTO_UNPACK(Swarmc__ControlRequest, swarmc__control_request, data, len, &err);
+    cp->refs++;
+    if (req == NULL) {
+        swm_log_warn("serve: malformed control request from manager %s: %s", cp->node_id, err.msg);
+        chan_conn_close(conn);
+        control_unref(cp);
+    } else if (req->op_case == SWARMC__CONTROL_REQUEST__OP_RAFT_JOIN) {
+        daemon__managers_raft_join(cp->srv->nd, cp->node_id, req->raft_join, control_reply, cp);
+    } else {
+        Swarmc__ControlResponse resp = SWARMC__CONTROL_RESPONSE__INIT;
+        resp.has_code = resp.has_last = resp.last = 1;
+        resp.code = SWM_ENOTSUP;
+        resp.error = "this request is not served over the cluster port";
+        control_reply(cp, &resp);
+    }
+    proto_free(req);
+}
+
+static void control_closed(struct chan_conn *conn, int status, const char *reason, void *arg)
+{
+    struct control_peer *cp = arg;
+    cp->conn = NULL;
+    control_unref(cp);
+}
+
+static void on_control(struct chan_conn *conn, const struct ca_cert *peer, void *arg)
+{
+    struct control_peer *cp = swm_calloc(1, sizeof(*cp));
+    if (cp == NULL) {
+        chan_conn_close(conn);
+        return;
+    }
+    cp->srv = arg;
+    cp->conn = conn;
+    cp->refs = 1;
+    snprintf(cp->node_id, sizeof(cp->node_id), "%s", peer->node_id);
+    chan_conn_set_callbacks(conn, &(struct chan_conn_callbacks){
+                                      .data = control_data, .closed = control_closed, .arg = cp});
+}
+
 /* ------------------------------------------------------------ server -- */
 
 static void on_store_events(void *arg, const struct store_event *events, size_t n)
@@ -264,8 +344,11 @@ int daemon__serve_lead(struct cluster_server *srv, struct swm_err *err)
     if (rc < 0)
         return rc;
     chan_port_set_join(srv->port, on_join, srv);
-    if ((rc = chan_port_offer(srv->port, CHAN_SERVICE_DISPATCHER, on_agent, CA_ROLES_ANY, srv)) < 0)
-        return swm_err_set(err, rc, "offering the dispatcher: %s", swm_strerror(rc));
+    if ((rc = chan_port_offer(srv->port, CHAN_SERVICE_DISPATCHER, on_agent, CA_ROLES_ANY, srv)) <
+            0 ||
+        (rc = chan_port_offer(srv->port, CHAN_SERVICE_CONTROL, on_control,
+                              CA_ROLE_BIT(CA_ROLE_MANAGER), srv)) < 0)
+        return swm_err_set(err, rc, "offering the leader's services: %s", swm_strerror(rc));
     return 0;
 }
 
@@ -279,6 +362,7 @@ void daemon__serve_follow(struct cluster_server *srv)
         swm_log_error("serve: cannot drop the join secrets: %s", err.msg);
     chan_port_set_join(srv->port, NULL, NULL);
     chan_port_offer(srv->port, CHAN_SERVICE_DISPATCHER, NULL, 0, NULL);
+    chan_port_offer(srv->port, CHAN_SERVICE_CONTROL, NULL, 0, NULL);
     while (srv->agents != NULL) {
         struct remote_agent *ra = srv->agents;
         agent_detach(ra);
@@ -296,4 +380,9 @@ void daemon__serve_close(struct cluster_server *srv)
         agent_detach(srv->agents);
     chan_port_close(srv->port);
     swm_free(srv);
+}
+
+struct chan_port *daemon__serve_port(struct cluster_server *srv)
+{
+    return srv->port;
 }

@@ -134,6 +134,7 @@ static int load_core(struct raft_node *n, struct swm_err *err)
 static void set_leadership(struct raft_node *n, bool leader, uint64_t leader_id)
 {
     bool changed = leader != n->leader;
+    bool new_leader = leader_id != n->leader_id;
     n->leader = leader;
     n->leader_id = leader_id;
     if (changed)
@@ -149,7 +150,7 @@ static void set_leadership(struct raft_node *n, bool leader, uint64_t leader_id)
         fail_queue(&n->waiting, &err);
         raft_node__change_fail(n, &err);
     }
-    if (changed && n->on_leadership != NULL)
+    if ((changed || new_leader) && n->on_leadership != NULL)
         n->on_leadership(n->on_leadership_arg, leader, leader_id);
 }
 

@@ -45,8 +45,9 @@ struct raft_node_options {
      * (store_raft_bootstrap; every founding member passes the same one).
      * NULL: the store must already hold raft state. */
     const struct raft_configuration *bootstrap;
-    /* Called when this node becomes leader or stops being leader (NULL:
-     * nobody listens). */
+    /* Called when this node becomes leader or stops being leader, and when
+     * the leader it knows changes (leader_id, 0 while unknown). NULL:
+     * nobody listens. */
     void (*on_leadership)(void *arg, bool leader, uint64_t leader_id);
     void *on_leadership_arg;
 };

@@ -7,9 +7,10 @@
  * `recv` from inside `send`, and never trusts a frame: the node decodes and
  * validates every one (raft_message_decode).
  *
- * Implementations: transport_mem.c (in-process, one loop; tests), and
- * transport_tcp.c (plain TCP, length-prefixed frames; the multi-node issue
- * puts the secure channel behind this same interface).
+ * Implementations: transport_mem.c (in-process, one loop; tests),
+ * transport_tcp.c (plain TCP, length-prefixed frames; raftnode and the
+ * benchmarks) and transport_chan.c (the secure channel on the cluster port;
+ * the daemon).
  *
  * Loop thread only. */
 #ifndef SWM_MANAGER_RAFT_TRANSPORT_H

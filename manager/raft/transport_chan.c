@@ -1,18 +1,23 @@
-/* The raft transport over the secure channel (transport_chan.h).
+/* The raft transport over the secure channel, on a cluster port
+ * (transport_chan.h).
  *
  * Lifetime: the transport holds one reference for itself (dropped by
  * close), one per peer (dropped in the close callback of the peer's backoff
  * timer) and one per connection it has seen (dropped in that connection's
  * `closed` callback, which conn.h promises exactly once: for an outbound
- * connection once chan_conn_connect returned 0, for an inbound one after
- * `established`). The listener frees itself; once chan_listener_close
- * returned, it raises no callback other than `closed` for connections we
- * have seen. The transport frees itself when the last reference goes. */
+ * connection once chan_conn_connect returned 0, for an inbound one once
+ * in_accept took it over from the port with chan_conn_set_callbacks). An
+ * inbound connection in_accept refuses is closed without being taken over:
+ * its `closed` goes to the port. Close withdraws the service, so the port
+ * hands over nothing after it, and closes the inbound connections we hold:
+ * their `closed` still comes to us, later, from the loop (with
+ * SWM_ESHUTDOWN if the caller closes the port meanwhile, which it may only
+ * do after closing us: we never touch the port after our close). The
+ * transport frees itself when the last reference goes. */
 #include "manager/raft/transport_chan.h"
 
 #include "common/alloc.h"
 #include "common/log.h"
-#include "common/netaddr.h"
 #include "manager/raft/peers.h"
 #include "manager/raft/raft.h"
 #include "net/transport/conn.h"
@@ -23,7 +28,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -36,8 +40,11 @@ struct out_conn {
     struct chan_conn *conn;
 };
 
-/* An inbound connection, from its handshake on. */
+/* An inbound connection, from the moment we took it over from the port. */
 struct in_conn {
+    struct chan_transport *t;
+    struct chan_conn *conn;
+    struct in_conn *next, *prev;  /* in t->inbound */
     char node_id[SWM_ID_LEN + 1]; /* from the peer's verified certificate */
     uint64_t raft_id;             /* its raft id; 0 if ids are not bound */
 };
@@ -50,12 +57,13 @@ struct chan_transport {
     struct raft_chan_limits limits;
     raft_chan_id_fn id_of;
     void *id_arg;
-    int port;
     bool closing;
     unsigned refs;
-    struct chan_listener *listener;
+    struct chan_port *port; /* borrowed; not used once closing */
+    struct in_conn *inbound;
+    unsigned n_inbound;
     struct raft_peers peers; /* a peer is CONNECTED once established */
-    /* Our side of every channel; pointers refer into this struct. */
+    /* Our side of every outbound channel; pointers refer into this struct. */
     struct chan_config cfg;
     struct ca_keypair identity;
     struct ca_cert cert;
@@ -171,6 +179,14 @@ static void out_established(struct chan_conn *conn, const struct ca_cert *peer, 
                      " addr=%s node=%s",
                      p->id, p->addr, peer->node_id);
         raft_peer_fail(p, "certificate of another node", SWM_EAUTH);
+        return;
+    }
+    /* The hello goes before any frame: frames wait in the peer's queue
+     * until raft_peer_connected flushes them. */
+    struct swm_err err = {0};
+    int rc = chan_service_hello(conn, CHAN_SERVICE_RAFT, &err);
+    if (rc < 0) {
+        raft_peer_fail(p, err.msg, rc);
         return;
     }
     swm_log_debug("raft chan: connected peer=%" PRIu64 " addr=%s node=%s", p->id, p->addr,
@@ -307,31 +323,19 @@ static int chan_tr_send(struct raft_transport *base, uint64_t to, const void *fr
 
 /* --- inbound ------------------------------------------------------------ */
 
-static void in_established(struct chan_conn *conn, const struct ca_cert *peer, void *arg)
+static void in_data(struct chan_conn *conn, const uint8_t *data, size_t len, void *arg)
 {
-    struct chan_transport *t = arg;
-    t->refs++; /* `closed` is owed from now on */
-    struct in_conn *c = swm_calloc(1, sizeof(*c));
-    if (c == NULL || t->closing) {
-        swm_free(c);
-        swm_log_warn("raft chan: refusing connection remote=%s reason=\"%s\"",
-                     chan_conn_remote(conn), t->closing ? "closing" : "out of memory");
+    struct in_conn *c = arg;
+    struct chan_transport *t = c->t;
+    if (t->closing)
+        return;
+    if (len > t->max_frame) {
+        swm_log_warn("raft chan: frame over the limit, closing remote=%s node=%s len=%zu "
+                     "max=%zu",
+                     chan_conn_remote(conn), c->node_id, len, t->max_frame);
         chan_conn_close(conn);
         return;
     }
-    snprintf(c->node_id, sizeof(c->node_id), "%s", peer->node_id);
-    c->raft_id = t->id_of != NULL ? t->id_of(peer->node_id, t->id_arg) : 0;
-    chan_conn_set_user(conn, c);
-    swm_log_debug("raft chan: peer connected remote=%s node=%s", chan_conn_remote(conn),
-                  c->node_id);
-}
-
-static void in_data(struct chan_conn *conn, const uint8_t *data, size_t len, void *arg)
-{
-    struct chan_transport *t = arg;
-    struct in_conn *c = chan_conn_user(conn);
-    if (c == NULL || t->closing)
-        return;
     uint64_t from = 0;
     if (c->raft_id != 0 && (frame_from(data, len, &from) < 0 || from != c->raft_id)) {
         swm_log_warn("raft chan: frame from another member, closing remote=%s node=%s "
@@ -346,13 +350,59 @@ static void in_data(struct chan_conn *conn, const uint8_t *data, size_t len, voi
 
 static void in_closed(struct chan_conn *conn, int status, const char *reason, void *arg)
 {
-    struct chan_transport *t = arg;
-    struct in_conn *c = chan_conn_user(conn);
-    if (c != NULL && status != 0 && status != SWM_ESHUTDOWN)
+    struct in_conn *c = arg;
+    struct chan_transport *t = c->t;
+    if (status != 0 && status != SWM_ESHUTDOWN)
         swm_log_debug("raft chan: inbound connection ended remote=%s node=%s reason=\"%s\"",
                       chan_conn_remote(conn), c->node_id, reason);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        t->inbound = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    t->n_inbound--;
     swm_free(c);
     transport_unref(t);
+}
+
+/* The port's accept callback: a manager's connection past its RAFT hello.
+ * We take it over, or close it and leave its `closed` to the port. */
+static void in_accept(struct chan_conn *conn, const struct ca_cert *peer, void *arg)
+{
+    struct chan_transport *t = arg;
+    struct in_conn *c = NULL;
+    const char *why = NULL;
+    if (t->closing)
+        why = "closing";
+    else if (t->n_inbound >= t->limits.max_inbound)
+        why = "too many inbound connections";
+    else if ((c = swm_calloc(1, sizeof(*c))) == NULL)
+        why = "out of memory";
+    if (why != NULL) {
+        swm_log_warn("raft chan: refusing connection remote=%s node=%s reason=\"%s\"",
+                     chan_conn_remote(conn), peer->node_id, why);
+        chan_conn_close(conn);
+        return;
+    }
+    c->t = t;
+    c->conn = conn;
+    snprintf(c->node_id, sizeof(c->node_id), "%s", peer->node_id);
+    c->raft_id = t->id_of != NULL ? t->id_of(peer->node_id, t->id_arg) : 0;
+    c->next = t->inbound;
+    if (t->inbound != NULL)
+        t->inbound->prev = c;
+    t->inbound = c;
+    t->n_inbound++;
+    t->refs++; /* `closed` is owed to us from now on */
+    struct chan_conn_callbacks cbs = {
+        .data = in_data,
+        .closed = in_closed,
+        .arg = c,
+    };
+    chan_conn_set_callbacks(conn, &cbs);
+    swm_log_debug("raft chan: peer connected remote=%s node=%s", chan_conn_remote(conn),
+                  c->node_id);
 }
 
 /* --- lifetime ----------------------------------------------------------- */
@@ -363,9 +413,14 @@ static void chan_tr_close(struct raft_transport *base)
     if (t->closing)
         return;
     t->closing = true;
+    /* The port hands us nothing more; the connections it handed over stay
+     * ours until their `closed`, which chan_conn_close brings from the
+     * loop. */
+    chan_port_offer(t->port, CHAN_SERVICE_RAFT, NULL, 0, NULL);
+    t->port = NULL;
+    for (struct in_conn *c = t->inbound; c != NULL; c = c->next)
+        chan_conn_close(c->conn);
     raft_peers_clear(&t->peers);
-    chan_listener_close(t->listener);
-    t->listener = NULL;
     transport_unref(t);
 }
 
@@ -374,12 +429,14 @@ static const struct raft_transport_ops chan_ops = {
     .close = chan_tr_close,
 };
 
-int raft_chan_transport_open(uv_loop_t *loop, uint64_t self_id, const char *listen_addr,
+int raft_chan_transport_open(uv_loop_t *loop, uint64_t self_id, struct chan_port *port,
                              const struct chan_config *cfg, struct raft_transport **out,
                              struct swm_err *err)
 {
     if (self_id == 0)
         return swm_err_set(err, -EINVAL, "raft chan: member id 0");
+    if (port == NULL)
+        return swm_err_set(err, -EINVAL, "raft chan: no cluster port");
     if (cfg == NULL || cfg->identity == NULL || cfg->cert == NULL || cfg->root_pk == NULL)
         return swm_err_set(err, -EINVAL,
                            "raft chan: the channel needs a key, certificate and root");
@@ -413,28 +470,26 @@ int raft_chan_transport_open(uv_loop_t *loop, uint64_t self_id, const char *list
     if (t->cfg.max_frame == 0)
         t->cfg.max_frame = RAFT_MESSAGE_MAX_SIZE;
     t->max_frame = t->cfg.max_frame;
-
-    struct chan_conn_callbacks cbs = {
-        .established = in_established,
-        .data = in_data,
-        .closed = in_closed,
-        .arg = t,
-    };
-    struct chan_conn_limits lim = {.max_conns = RAFT_CHAN_MAX_INBOUND};
-    struct swm_err lerr = {0};
-    int rc = chan_listener_open(loop, listen_addr, &t->cfg, &lim, &cbs, &t->listener, &lerr);
+    t->cfg.side = CHAN_INITIATOR;
+    /* A bad configuration fails here rather than at every dial: check it
+     * the way chan_conn_connect will, with a throwaway channel. */
+    struct chan *probe = NULL;
+    struct swm_err cerr = {0};
+    int rc = chan_new(&probe, &t->cfg, &cerr);
+    chan_free(probe);
     if (rc < 0) {
         transport_unref(t);
-        return swm_err_set(err, rc, "raft chan: %s", lerr.msg);
+        return swm_err_set(err, rc, "raft chan: %s", cerr.msg);
     }
-    t->port = chan_listener_port(t->listener);
+    /* After every check that can fail: a failed open offers nothing. */
+    rc = chan_port_offer(port, CHAN_SERVICE_RAFT, in_accept, CA_ROLE_BIT(CA_ROLE_MANAGER), t);
+    if (rc < 0) {
+        transport_unref(t);
+        return swm_err_set(err, rc, "raft chan: cannot offer the raft service");
+    }
+    t->port = port;
     *out = &t->base;
     return 0;
-}
-
-int raft_chan_transport_port(const struct raft_transport *t)
-{
-    return container_of(t, const struct chan_transport, base)->port;
 }
 
 void raft_chan_transport_set_limits(struct raft_transport *base, const struct raft_chan_limits *l)
@@ -443,6 +498,7 @@ void raft_chan_transport_set_limits(struct raft_transport *base, const struct ra
     t->limits.peer_queue_bytes =
         l->peer_queue_bytes ? l->peer_queue_bytes : RAFT_CHAN_PEER_QUEUE_BYTES;
     t->peers.queue_bytes = t->limits.peer_queue_bytes;
+    t->limits.max_inbound = l->max_inbound ? l->max_inbound : RAFT_CHAN_MAX_INBOUND;
 }
 
 int raft_chan_transport_bind_ids(struct raft_transport *base, raft_chan_id_fn id_of, void *arg)

@@ -1,20 +1,24 @@
 /* The raft transport over the secure channel (transport.h; DESIGN.md §6,
- * net/transport/conn.h).
+ * net/transport/conn.h), run on a cluster port (net/transport/port.h,
+ * docs/protocol.md "Cluster port") as its service CHAN_SERVICE_RAFT.
  *
- * Behaves like the plain-TCP transport (transport_tcp.h): one listener, at
- * most one outbound connection per peer, opened on the first send and
- * reopened with backoff (100 ms doubling to 2 s) after a failure; an
- * outbound connection only carries frames from us to the peer, frames from
- * the peer arrive on the connection it opened to us; frames still queued
- * when a connection fails are dropped (Raft retries). One channel message
- * is one raft frame: the channel frames, encrypts and bounds the size, so
- * there is no header of our own.
+ * Behaves like the plain-TCP transport (transport_tcp.h), except that it has
+ * no listener of its own: peers reach it through the port, which hands it
+ * the connections that asked for the raft service. At most one outbound
+ * connection per peer, opened on the first send (it sends the RAFT service
+ * hello, then frames) and reopened with backoff (100 ms doubling to 2 s)
+ * after a failure; an outbound connection only carries frames from us to
+ * the peer, frames from the peer arrive on the connection it opened to us;
+ * frames still queued when a connection fails are dropped (Raft retries).
+ * One channel message is one raft frame: the channel frames, encrypts and
+ * bounds the size, so there is no header of our own.
  *
- * Security: both sides present MANAGER certificates signed by the same
- * cluster root; the channel's handshake refuses a worker certificate,
- * another cluster's certificate, an expired or revoked one (the allowed
- * peer roles are forced to manager only, joins are refused). Data from an
- * inbound connection is delivered only after its handshake completed.
+ * Security: the service is offered to MANAGER certificates only, so the
+ * port refuses a worker's connection asking for raft; the port's handshake
+ * refuses another cluster's certificate, an expired or a revoked one.
+ * Outbound, the channel only accepts a manager's certificate of our cluster
+ * (the allowed peer roles are forced to manager only). Data from an inbound
+ * connection is delivered only after its handshake and hello.
  *
  * Binding raft ids to certificates: raft ids are derived from node ids by
  * the daemon (raft id = hash of the node id, raft_id_of in
@@ -33,6 +37,7 @@
 #include "common/err.h"
 #include "manager/raft/transport.h"
 #include "net/transport/channel.h"
+#include "net/transport/port.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -48,35 +53,41 @@ struct raft_chan_limits {
      * writing. A send past this bound is refused with -ENOBUFS; a frame
      * always fits an empty queue. Applies to later sends and connections. */
     size_t peer_queue_bytes;
+    /* Inbound connections served at once: one more that the port hands
+     * over is closed with a warning. Applies to later connections. */
+    unsigned max_inbound;
 };
 
 /* Maps a certificate's node id to its raft id (the daemon's raft_id_of). */
 typedef uint64_t (*raft_chan_id_fn)(const char *node_id, void *arg);
 
-/* Creates a transport for member self_id (not 0) listening on listen_addr
- * ("host:port"; port 0 picks a free port, see raft_chan_transport_port).
+/* Creates a transport for member self_id (not 0) and offers it on `port`
+ * as service CHAN_SERVICE_RAFT to managers (chan_port_offer); only one
+ * raft transport may use a port at a time. The port is borrowed: closing
+ * the transport (raft_transport_close) withdraws the service and closes
+ * the connections it took over, and must come before chan_port_close.
+ * Peers dial the port's address (chan_port_port gives its port number).
  *
- * `cfg` is this manager's side of the channel: identity key, certificate
- * (must have the manager role), cluster root key, wall clock, optional
- * revocation set and timeouts. Everything it points to is copied (the key
- * is wiped when the transport is freed) except `revoked`, which stays
- * borrowed and must outlive the transport. Its side, join fields,
+ * `cfg` is this manager's side of the outbound channels: identity key,
+ * certificate (must have the manager role), cluster root key, wall clock,
+ * optional revocation set and timeouts. Everything it points to is copied
+ * (the key is wiped when the transport is freed) except `revoked`, which
+ * stays borrowed and must outlive the transport. Its side, join fields,
  * peer_node_id and peer_roles are ignored (peers must be managers).
- * cfg->max_frame bounds a raft frame both ways (0: RAFT_MESSAGE_MAX_SIZE);
- * all members must use the same value, as a peer closes a connection that
- * carries a frame over its own limit.
+ * Inbound channels run with the port's own configuration.
+ * cfg->max_frame bounds a raft frame both ways (0: RAFT_MESSAGE_MAX_SIZE):
+ * a larger inbound frame closes its connection. All members must use the
+ * same value, and the port's configuration must allow frames that large
+ * (its max_frame, 0 meaning CHAN_MAX_FRAME_DEFAULT), as a peer closes a
+ * connection that carries a frame over its own limit.
  *
  * The caller sets (*out)->recv and recv_arg before running the loop and
  * releases the transport with raft_transport_close. Returns 0 and sets
- * *out, or -EINVAL (bad id, address or configuration), -ENOMEM, or the
- * listen error (-EADDRINUSE, ...), with err (may be NULL) saying what
- * failed. */
-int raft_chan_transport_open(uv_loop_t *loop, uint64_t self_id, const char *listen_addr,
+ * *out, or -EINVAL (bad id, port or configuration) or -ENOMEM, with err
+ * (may be NULL) saying what failed; then nothing is offered on the port. */
+int raft_chan_transport_open(uv_loop_t *loop, uint64_t self_id, struct chan_port *port,
                              const struct chan_config *cfg, struct raft_transport **out,
                              struct swm_err *err);
-
-/* Returns the local port the transport listens on (useful after port 0). */
-int raft_chan_transport_port(const struct raft_transport *t);
 
 /* Replaces the resource bounds (see struct raft_chan_limits); copied. */
 void raft_chan_transport_set_limits(struct raft_transport *t,

@@ -1,6 +1,7 @@
 /* Three raft nodes (manager/raft/node.c) over real stores in temp dirs and
- * the secure-channel transport (transport_chan.c) on 127.0.0.1, with test
- * manager certificates and raft ids bound to them: they elect a leader and
+ * the secure-channel transport (transport_chan.c), each on a cluster port
+ * of its own (net/transport/port.h) on 127.0.0.1, with test manager
+ * certificates and raft ids bound to them: they elect a leader and
  * replicate a write to every store. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include "common/log.h"
 #include "manager/raft/node.h"
 #include "manager/raft/transport_chan.h"
+#include "net/transport/port.h"
 
 #define CREATE SWARMC__STORE_ACTION__KIND__STORE_ACTION_CREATE
 #define RUNNING SWARMC__TASK_STATE__TASK_STATE_RUNNING
@@ -50,6 +52,7 @@ struct member {
     struct store *s;
     struct ca_keypair key;
     struct ca_cert cert;
+    struct chan_port *port; /* closed after the node (and its transport) */
     struct raft_transport *t;
     struct raft_node *node;
 };
@@ -86,7 +89,11 @@ static int setup(void **state)
                                   .root_pk = fx->root.pk,
                                   .wall_clock = test_wall_clock};
         struct swm_err err = {0};
-        if (raft_chan_transport_open(&fx->loop, mb->id, "127.0.0.1:0", &cfg, &mb->t, &err) < 0)
+        struct chan_config port_cfg = cfg;
+        port_cfg.max_frame = RAFT_MESSAGE_MAX_SIZE;
+        if (chan_port_open(&fx->loop, "127.0.0.1:0", &port_cfg, NULL, &mb->port, &err) < 0)
+            fail_msg("port: %s", err.msg);
+        if (raft_chan_transport_open(&fx->loop, mb->id, mb->port, &cfg, &mb->t, &err) < 0)
             fail_msg("open: %s", err.msg);
         assert_int_equal(raft_chan_transport_bind_ids(mb->t, test_raft_id_of, NULL), 0);
         mb->dir = fixture_tmpdir();
@@ -97,7 +104,7 @@ static int setup(void **state)
             if (k == i)
                 continue;
             char addr[32];
-            snprintf(addr, sizeof(addr), "127.0.0.1:%d", raft_chan_transport_port(fx->m[k].t));
+            snprintf(addr, sizeof(addr), "127.0.0.1:%d", chan_port_port(fx->m[k].port));
             assert_int_equal(raft_chan_transport_set_peer(fx->m[i].t, fx->m[k].id, addr), 0);
         }
     struct raft_server servers[N];
@@ -121,6 +128,7 @@ static int teardown(void **state)
     for (size_t i = 0; i < N; i++) {
         raft_node_close(fx->m[i].node);
         raft_transport_close(fx->m[i].t);
+        chan_port_close(fx->m[i].port);
     }
     assert_int_equal(uv_run(&fx->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&fx->loop), 0);

@@ -1,8 +1,10 @@
-/* manager/raft/transport_chan.c on 127.0.0.1 with test certificates: frames
- * both ways, refusal of a worker certificate and of another cluster's
- * manager, binding of raft ids to certificates, reconnect after a peer
- * restart, the queue bound and leak-free close. Loops are bounded by
- * iteration counts; nothing asserts timing. */
+/* manager/raft/transport_chan.c on 127.0.0.1 with test certificates, each
+ * member on a cluster port of its own (net/transport/port.h): frames both
+ * ways, the raft service of the port (a manager's hello accepted, a
+ * worker's refused), refusal of another cluster's manager, binding of raft
+ * ids to certificates, reconnect after a peer restart, the queue and
+ * inbound bounds and leak-free close. Loops are bounded by iteration
+ * counts; nothing asserts timing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +27,7 @@
 #include "manager/raft/raft.h"
 #include "manager/raft/transport_chan.h"
 #include "net/transport/conn.h"
+#include "net/transport/port.h"
 #include "transport_fixture.h"
 
 #define SEC INT64_C(1000000000)
@@ -71,18 +74,76 @@ static int group_setup(void **state)
     return 0;
 }
 
+/* --- members: a transport on its own cluster port ----------------------- */
+
+#define MAX_MEMBERS 8
+
+struct member {
+    struct raft_transport *t;
+    struct chan_port *port;
+};
+
+static struct member members[MAX_MEMBERS];
+
+static int setup(void **state)
+{
+    memset(members, 0, sizeof(members));
+    return tfx_setup(state);
+}
+
+/* A cluster port as n's daemon would open it: n's certificate, any peer
+ * role (the services choose), raft-sized frames. */
+static struct chan_port *open_port(const struct test_node *n, const char *addr)
+{
+    struct chan_config cfg = config_of(n);
+    cfg.max_frame = RAFT_MESSAGE_MAX_SIZE;
+    struct chan_port *p = NULL;
+    struct swm_err err = {0};
+    if (chan_port_open(&F->loop, addr, &cfg, NULL, &p, &err) != 0)
+        fail_msg("port: %s", err.msg);
+    assert_true(chan_port_port(p) > 0);
+    return p;
+}
+
+static void remember(struct raft_transport *t, struct chan_port *port)
+{
+    for (size_t i = 0; i < MAX_MEMBERS; i++) {
+        if (members[i].t == NULL) {
+            members[i] = (struct member){t, port};
+            return;
+        }
+    }
+    fail_msg("too many members");
+}
+
+static struct member *member_of(const struct raft_transport *t)
+{
+    for (size_t i = 0; i < MAX_MEMBERS; i++)
+        if (members[i].t == t)
+            return &members[i];
+    fail_msg("not a member");
+    return NULL;
+}
+
+/* The port number t's peers dial. */
+static int port_of(const struct raft_transport *t)
+{
+    return chan_port_port(member_of(t)->port);
+}
+
 static struct raft_transport *open_as(uint64_t id, const struct test_node *n, const char *addr,
                                       struct sink *s)
 {
+    struct chan_port *port = open_port(n, addr);
     struct raft_transport *t = NULL;
     struct swm_err err = {0};
     struct chan_config cfg = config_of(n);
-    int rc = raft_chan_transport_open(&F->loop, id, addr, &cfg, &t, &err);
+    int rc = raft_chan_transport_open(&F->loop, id, port, &cfg, &t, &err);
     if (rc != 0)
         fail_msg("open: %s", err.msg);
-    assert_true(raft_chan_transport_port(t) > 0);
     t->recv = sink_recv;
     t->recv_arg = s;
+    remember(t, port);
     return t;
 }
 
@@ -91,10 +152,33 @@ static struct raft_transport *open_tr(uint64_t id, struct sink *s)
     return open_as(id, &m[id], "127.0.0.1:0", s);
 }
 
+/* Closes the port of t, whose transport is closed already. */
+static void close_port_of(struct raft_transport *t)
+{
+    struct member *mb = member_of(t);
+    chan_port_close(mb->port);
+    *mb = (struct member){0};
+}
+
+/* Closes t, then its port: the order the transport requires. */
+static void close_member(struct raft_transport *t)
+{
+    raft_transport_close(t);
+    close_port_of(t);
+}
+
+/* Closes members and runs the loop until they have freed themselves. */
+static void close_members(struct raft_transport **ts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        close_member(ts[i]);
+    close_all(NULL, 0);
+}
+
 static void point_at(struct raft_transport *from, uint64_t id, struct raft_transport *to)
 {
     char addr[32];
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", raft_chan_transport_port(to));
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port_of(to));
     assert_int_equal(raft_chan_transport_set_peer(from, id, addr), 0);
 }
 
@@ -129,30 +213,31 @@ static void test_exchange_both_ways(void **state)
     assert_int_equal(send_tagged(a, 2, 0, 1), -EMSGSIZE);
     assert_int_equal(send_tagged(a, 3, 10, 1), SWM_ENOTFOUND);
     struct raft_transport *ts[] = {a, b};
-    close_all(ts, 2);
+    close_members(ts, 2);
 }
 
 static void test_open_checks(void **state)
 {
     struct raft_transport *x = NULL;
     struct swm_err err = {0};
+    struct chan_port *port = open_port(&m[1], "127.0.0.1:0");
     struct chan_config cfg = config_of(&wkr);
     /* A worker certificate cannot serve raft. */
-    assert_int_equal(raft_chan_transport_open(&F->loop, 1, "127.0.0.1:0", &cfg, &x, &err), -EINVAL);
+    assert_int_equal(raft_chan_transport_open(&F->loop, 1, port, &cfg, &x, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "worker"));
     cfg = config_of(&m[1]);
-    assert_int_equal(raft_chan_transport_open(&F->loop, 0, "127.0.0.1:0", &cfg, &x, &err), -EINVAL);
-    assert_int_equal(raft_chan_transport_open(&F->loop, 1, "nowhere", &cfg, &x, &err), -EINVAL);
+    assert_int_equal(raft_chan_transport_open(&F->loop, 0, port, &cfg, &x, &err), -EINVAL);
+    assert_int_equal(raft_chan_transport_open(&F->loop, 1, NULL, &cfg, &x, &err), -EINVAL);
     cfg.wall_clock = NULL;
-    assert_int_equal(raft_chan_transport_open(&F->loop, 1, "127.0.0.1:0", &cfg, &x, &err), -EINVAL);
+    assert_int_equal(raft_chan_transport_open(&F->loop, 1, port, &cfg, &x, &err), -EINVAL);
+    /* A key that is not the certificate's. */
+    cfg = config_of(&m[1]);
+    cfg.identity = &m[2].key;
+    assert_int_equal(raft_chan_transport_open(&F->loop, 1, port, &cfg, &x, &err), -EINVAL);
     assert_null(x);
+    chan_port_close(port);
     struct sink sa = {0};
     struct raft_transport *a = open_tr(1, &sa);
-    char addr[32];
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", raft_chan_transport_port(a));
-    cfg = config_of(&m[2]);
-    assert_int_equal(raft_chan_transport_open(&F->loop, 2, addr, &cfg, &x, &err), -EADDRINUSE);
-    assert_null(x);
     assert_int_equal(raft_chan_transport_set_peer(a, 2, "localhost:1"), -EINVAL);
     assert_int_equal(raft_chan_transport_set_peer(a, 0, "127.0.0.1:1"), -EINVAL);
     /* Our own certificate must map to our raft id. */
@@ -160,12 +245,14 @@ static void test_open_checks(void **state)
     assert_int_equal(raft_chan_transport_bind_ids(b, test_raft_id_of, NULL), -EINVAL);
     assert_int_equal(raft_chan_transport_bind_ids(a, test_raft_id_of, NULL), 0);
     struct raft_transport *ts[] = {a, b};
-    close_all(ts, 2);
+    close_members(ts, 2);
 }
 
 /* What a raw channel client saw. */
 struct client {
     struct chan_conn *conn;
+    enum chan_service hello; /* sent first if not 0 */
+    uint32_t tag;            /* of the frame sent next */
     int established, closed, status;
 };
 
@@ -173,9 +260,13 @@ static void cl_established(struct chan_conn *conn, const struct ca_cert *peer, v
 {
     struct client *c = arg;
     c->established++;
-    /* Try to slip a frame in; the responder refuses us at the handshake,
-     * so this either fails or is never delivered. */
-    chan_conn_send(conn, "\0\0\0\1frame", 9, NULL);
+    if (c->hello != 0)
+        assert_int_equal(chan_service_hello(conn, c->hello, NULL), 0);
+    /* Then a frame, in the same write: delivered only if the port hands
+     * the connection to the transport. */
+    uint8_t *b = make_frame(64, c->tag);
+    chan_conn_send(conn, b, 64, NULL);
+    free(b);
 }
 
 static void cl_closed(struct chan_conn *conn, int status, const char *reason, void *arg)
@@ -191,24 +282,112 @@ static bool client_closed(void *arg)
     return ((struct client *)arg)->closed > 0;
 }
 
-static void test_refuses_worker_and_other_cluster(void **state)
+/* Dials 127.0.0.1:port with n's certificate; sends `hello` (if not 0) and
+ * a frame tagged `tag` once established. */
+static void dial(struct client *cl, const struct test_node *n, int port, enum chan_service hello,
+                 uint32_t tag)
+{
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    struct chan_config cfg = config_of(n);
+    struct chan_conn_callbacks cbs = {
+        .established = cl_established, .closed = cl_closed, .arg = cl};
+    cl->hello = hello;
+    cl->tag = tag;
+    assert_int_equal(chan_conn_connect(&F->loop, addr, &cfg, NULL, &cbs, &cl->conn, NULL), 0);
+}
+
+static void wait_log(const char *needle)
+{
+    for (int i = 0; i < MAX_ITERS && log_count(needle) == 0; i++)
+        uv_run(&F->loop, UV_RUN_ONCE);
+    if (log_count(needle) == 0) {
+        fflush(F->log);
+        fprintf(stderr, "log:\n%s", F->logbuf != NULL ? F->logbuf : "");
+        fail_msg("no log line with \"%s\"", needle);
+    }
+}
+
+/* The raft service of the port: a manager that says hello RAFT reaches
+ * recv; a worker, a connection without a hello, and (once the transport
+ * closed) anyone, are refused by the port. */
+static void test_port_raft_service(void **state)
+{
+    struct sink sa = {0};
+    struct raft_transport *a = open_tr(1, &sa);
+    int port = port_of(a);
+
+    struct client mgr = {0};
+    dial(&mgr, &m[3], port, CHAN_SERVICE_RAFT, 7);
+    wait_frames(&sa, 1);
+    assert_int_equal(sa.last_tag, 7);
+    assert_int_equal(sa.corrupt, 0);
+    assert_int_equal(mgr.closed, 0);
+
+    /* A worker of the cluster passes the port's handshake but may not use
+     * raft. */
+    struct client wk = {0};
+    dial(&wk, &wkr, port, CHAN_SERVICE_RAFT, 8);
+    assert_true(run_until(client_closed, &wk));
+    assert_int_equal(wk.established, 1);
+    assert_int_equal(log_count("role worker may not use service raft"), 1);
+
+    /* A manager that sends a frame without a hello. */
+    struct client bare = {0};
+    dial(&bare, &m[2], port, 0, 9);
+    assert_true(run_until(client_closed, &bare));
+    assert_int_equal(log_count("no service hello"), 1);
+    run_iters(10);
+    assert_int_equal(sa.frames, 1);
+
+    /* Closing the transport closes the connections it took over and
+     * withdraws the service; the port stays open. */
+    struct member *ma = member_of(a);
+    struct chan_port *p = ma->port;
+    *ma = (struct member){0};
+    raft_transport_close(a);
+    assert_true(run_until(client_closed, &mgr));
+    struct client late = {0};
+    dial(&late, &m[3], port, CHAN_SERVICE_RAFT, 10);
+    assert_true(run_until(client_closed, &late));
+    assert_int_equal(late.established, 1);
+    assert_int_equal(log_count("service raft is not offered"), 1);
+    assert_int_equal(sa.frames, 1);
+    chan_port_close(p);
+    close_all(NULL, 0);
+}
+
+/* Inbound connections past max_inbound are closed with a warning. */
+static void test_inbound_bound(void **state)
+{
+    struct sink sa = {0};
+    struct raft_transport *a = open_tr(1, &sa);
+    raft_chan_transport_set_limits(a, &(struct raft_chan_limits){.max_inbound = 1});
+    struct client c1 = {0}, c2 = {0};
+    dial(&c1, &m[2], port_of(a), CHAN_SERVICE_RAFT, 1);
+    wait_frames(&sa, 1);
+    dial(&c2, &m[3], port_of(a), CHAN_SERVICE_RAFT, 2);
+    assert_true(run_until(client_closed, &c2));
+    assert_int_equal(log_count("too many inbound connections"), 1);
+    assert_int_equal(c1.closed, 0);
+    /* Once the first has gone, another is served. */
+    chan_conn_close(c1.conn);
+    assert_true(run_until(client_closed, &c1));
+    struct client c3 = {0};
+    dial(&c3, &m[3], port_of(a), CHAN_SERVICE_RAFT, 3);
+    wait_frames(&sa, 2);
+    assert_int_equal(sa.last_tag, 3);
+    close_members(&a, 1);
+    assert_int_equal(c3.closed, 1);
+}
+
+static void test_refuses_other_cluster(void **state)
 {
     struct sink sa = {0}, sr = {0};
     struct raft_transport *a = open_tr(1, &sa);
-    char addr[32];
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", raft_chan_transport_port(a));
 
-    /* A worker of the cluster dials the raft port. */
-    struct client cl = {0};
-    struct chan_config wcfg = config_of(&wkr);
-    struct chan_conn_callbacks cbs = {
-        .established = cl_established, .closed = cl_closed, .arg = &cl};
-    assert_int_equal(chan_conn_connect(&F->loop, addr, &wcfg, NULL, &cbs, &cl.conn, NULL), 0);
-    assert_true(run_until(client_closed, &cl));
-    assert_int_not_equal(cl.status, 0);
-    assert_true(log_count("connection rejected") >= 1);
-
-    /* A manager of another cluster, both ways. */
+    /* A manager of another cluster, both ways: each side's handshake
+     * refuses the other's certificate. */
     struct raft_transport *r = open_as(2, &rogue, "127.0.0.1:0", &sr);
     point_at(a, 2, r);
     point_at(r, 1, a);
@@ -222,7 +401,7 @@ static void test_refuses_worker_and_other_cluster(void **state)
     assert_int_equal(sr.frames, 0);
     assert_true(log_count("connection rejected") >= 2);
     struct raft_transport *ts[] = {a, r};
-    close_all(ts, 2);
+    close_members(ts, 2);
 }
 
 static int send_raft(struct raft_transport *t, uint64_t to, uint64_t from)
@@ -276,8 +455,7 @@ static void test_bound_ids(void **state)
     assert_int_equal(sb.last_from, 1);
     /* Manager 1 claims to be member 3: refused, and the connection goes. */
     assert_int_equal(send_raft(a, 2, 3), 0);
-    for (int i = 0; i < MAX_ITERS && log_count("frame from another member") == 0; i++)
-        uv_run(&F->loop, UV_RUN_ONCE);
+    wait_log("frame from another member");
     assert_int_equal(log_count("frame from another member"), 1);
     assert_int_equal(sb.frames, 1);
     /* Later frames under its own id go through on a new connection. */
@@ -290,13 +468,12 @@ static void test_bound_ids(void **state)
     /* Member 3's address serves manager 2: a refuses to send there. */
     point_at(a, 3, b);
     assert_int_equal(send_raft(a, 3, 1), 0);
-    for (int i = 0; i < MAX_ITERS && log_count("names another member") == 0; i++)
-        uv_run(&F->loop, UV_RUN_ONCE);
+    wait_log("names another member");
     assert_int_equal(log_count("names another member"), 1);
     run_iters(20);
     assert_int_equal(sb.to_3, 0);
     struct raft_transport *ts[] = {a, b};
-    close_all(ts, 2);
+    close_members(ts, 2);
 }
 
 static void test_reconnect_after_peer_restart(void **state)
@@ -304,12 +481,12 @@ static void test_reconnect_after_peer_restart(void **state)
     struct sink sa = {0}, sb = {0}, sb2 = {0};
     struct raft_transport *a = open_tr(1, &sa);
     struct raft_transport *b = open_tr(2, &sb);
-    int port = raft_chan_transport_port(b);
+    int port = port_of(b);
     point_at(a, 2, b);
     assert_int_equal(send_tagged(a, 2, 64, 1), 0);
     wait_frames(&sb, 1);
 
-    raft_transport_close(b);
+    close_member(b);
     /* Frames sent while the peer is down may be lost; send never fails. */
     for (uint32_t tag = 2; tag < 40; tag++) {
         assert_int_equal(send_tagged(a, 2, 64, tag), 0);
@@ -330,7 +507,7 @@ static void test_reconnect_after_peer_restart(void **state)
     assert_int_equal(sb2.corrupt, 0);
     assert_true(log_count("raft chan: connection lost") >= 1);
     struct raft_transport *ts[] = {a, b2};
-    close_all(ts, 2);
+    close_members(ts, 2);
 }
 
 static void test_queue_bound(void **state)
@@ -368,7 +545,7 @@ static void test_queue_bound(void **state)
     wait_frames(&sb, accepted + 2 + sent);
     assert_int_equal(sb.out_of_order + sb.corrupt, 0);
     struct raft_transport *ts[] = {a, b};
-    close_all(ts, 2);
+    close_members(ts, 2);
 }
 
 /* Closing with large writes in flight and frames waiting for a handshake
@@ -388,7 +565,7 @@ static void test_close_with_frames_in_flight(void **state)
     wait_frames(&sb, 1);
     assert_true(sb.frames < 6);
     struct raft_transport *ts[] = {a, b};
-    close_all(ts, 2);
+    close_members(ts, 2);
 
     a = open_tr(1, &sa);
     b = open_tr(2, &sb);
@@ -396,7 +573,7 @@ static void test_close_with_frames_in_flight(void **state)
     assert_int_equal(send_tagged(a, 2, 1000, 1), 0);
     ts[0] = a;
     ts[1] = b;
-    close_all(ts, 2);
+    close_members(ts, 2);
 }
 
 /* recv may close the transport: nothing is delivered after that. */
@@ -423,7 +600,8 @@ static void test_close_from_recv(void **state)
         uv_run(&F->loop, UV_RUN_ONCE);
     run_iters(5);
     assert_int_equal(close_count, 1);
-    close_all(&a, 1);
+    close_port_of(b);
+    close_members(&a, 1);
 }
 
 /* Every allocation may fail: open, set_peer and send report -ENOMEM and
@@ -433,15 +611,17 @@ static void test_oom(void **state)
     struct sink sa = {0}, sb = {0};
     struct raft_transport *x = NULL;
     struct chan_config cfg = config_of(&m[1]);
+    struct chan_port *xp = open_port(&m[1], "127.0.0.1:0");
     int rc = -1;
     for (long n = 0; rc != 0 && n < 100; n++) {
         swm_alloc_fail_after(n);
-        rc = raft_chan_transport_open(&F->loop, 1, "127.0.0.1:0", &cfg, &x, NULL);
+        rc = raft_chan_transport_open(&F->loop, 1, xp, &cfg, &x, NULL);
         swm_alloc_fail_reset();
         assert_true(rc == 0 || rc == -ENOMEM);
         run_iters(1);
     }
     assert_int_equal(rc, 0);
+    remember(x, xp);
     x->recv = sink_recv;
     x->recv_arg = &sa;
     struct raft_transport *b = open_tr(2, &sb);
@@ -463,22 +643,23 @@ static void test_oom(void **state)
     assert_true(sb.frames > 0);
     assert_true(sb.last_tag >= 3);
     struct raft_transport *ts[] = {x, b};
-    close_all(ts, 2);
+    close_members(ts, 2);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_exchange_both_ways, tfx_setup, tfx_teardown),
-        cmocka_unit_test_setup_teardown(test_open_checks, tfx_setup, tfx_teardown),
-        cmocka_unit_test_setup_teardown(test_refuses_worker_and_other_cluster, tfx_setup,
-                                        tfx_teardown),
-        cmocka_unit_test_setup_teardown(test_bound_ids, tfx_setup, tfx_teardown),
-        cmocka_unit_test_setup_teardown(test_reconnect_after_peer_restart, tfx_setup, tfx_teardown),
-        cmocka_unit_test_setup_teardown(test_queue_bound, tfx_setup, tfx_teardown),
-        cmocka_unit_test_setup_teardown(test_close_with_frames_in_flight, tfx_setup, tfx_teardown),
-        cmocka_unit_test_setup_teardown(test_close_from_recv, tfx_setup, tfx_teardown),
-        cmocka_unit_test_setup_teardown(test_oom, tfx_setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_exchange_both_ways, setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_open_checks, setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_port_raft_service, setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_inbound_bound, setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_other_cluster, setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_bound_ids, setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_after_peer_restart, setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_bound, setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_close_with_frames_in_flight, setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_close_from_recv, setup, tfx_teardown),
+        cmocka_unit_test_setup_teardown(test_oom, setup, tfx_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
