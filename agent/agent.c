@@ -37,6 +37,8 @@ int agent_open(const struct agent_opts *opts, struct agent **out, struct swm_err
     snprintf(a->node_id, sizeof(a->node_id), "%s", opts->node_id);
     a->has_join_availability = opts->has_join_availability;
     a->join_availability = opts->join_availability;
+    a->on_managers = opts->on_managers;
+    a->on_managers_arg = opts->on_managers_arg;
     a->hostname = swm_strdup(opts->hostname);
     int rc = a->hostname == NULL ? swm_err_set(err, -ENOMEM, "out of memory")
                                  : open_stores(a, opts, err);

@@ -29,6 +29,10 @@ struct agent_opts {
      * applies it at the node's first registration only). */
     bool has_join_availability;
     int join_availability; /* Swarmc__NodeAvailability */
+    /* The dispatcher named the managers (at each registration); may be
+     * NULL. */
+    void (*on_managers)(void *arg, const char *const *addrs, size_t n);
+    void *on_managers_arg;
 };
 
 /* Opens the image store and executor and re-adopts the containers a

@@ -42,6 +42,8 @@ struct agent {
     char *hostname;
     bool has_join_availability;
     int join_availability; /* Swarmc__NodeAvailability */
+    void (*on_managers)(void *arg, const char *const *addrs, size_t n);
+    void *on_managers_arg;
     struct image_store *images;
     struct executor *executor;
     struct swm_strmap tasks; /* id -> struct agent_task */

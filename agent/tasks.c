@@ -322,6 +322,11 @@ void agent_receive(struct agent *a, const uint8_t *frame, size_t len)
         if (msg->heartbeat_period > 0)
             agent__set_heartbeat(a, msg->heartbeat_period);
         break;
+    case SWARMC__DISPATCHER_MESSAGE__MSG_MANAGERS:
+        if (a->on_managers != NULL && msg->managers->n_addrs > 0)
+            a->on_managers(a->on_managers_arg, (const char *const *)msg->managers->addrs,
+                           msg->managers->n_addrs);
+        break;
     default:
         break;
     }

@@ -146,6 +146,28 @@ void daemon__stop(struct node_daemon *nd, int leave)
 
 static void on_leadership(void *arg, bool leader, uint64_t leader_id);
 
+/* A worker keeps the managers it was told of in node.conf: after a
+ * restart, or when the manager it joined through is gone, it dials them. */
+static void on_managers(void *arg, const char *const *addrs, size_t n)
+{
+    struct node_daemon *nd = arg;
+    struct node_conf conf = nd->conf;
+    struct swm_err err = {0};
+    conf.n_managers = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct sockaddr_storage sa;
+        if (strlen(addrs[i]) < SWM_ADDR_STRLEN && swm_addr_parse(addrs[i], &sa) == 0)
+            node_conf_add_manager(&conf, addrs[i]);
+    }
+    if (!nd->worker || conf.n_managers == 0 ||
+        (conf.n_managers == nd->conf.n_managers &&
+         memcmp(conf.managers, nd->conf.managers, sizeof(conf.managers)) == 0))
+        return;
+    nd->conf = conf;
+    if (node_conf_save(daemon__data_dir(nd->opts), &conf, &err) < 0)
+        swm_log_warn("daemon: %s", err.msg);
+}
+
 static int open_agent(struct node_daemon *nd, struct swm_err *err)
 {
     const struct daemon_opts *o = nd->opts;
@@ -160,6 +182,8 @@ static int open_agent(struct node_daemon *nd, struct swm_err *err)
         .run_dir = run_dir(o),
         .self_exe = o->self_exe,
         .has_join_availability = avail[0] != '\0',
+        .on_managers = on_managers,
+        .on_managers_arg = nd,
         .join_availability =
             strcmp(avail, "drain") == 0   ? SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_DRAIN
             : strcmp(avail, "pause") == 0 ? SWARMC__NODE_AVAILABILITY__NODE_AVAILABILITY_PAUSE
@@ -194,6 +218,8 @@ static int open_leader_components(struct node_daemon *nd, struct swm_err *err)
         swm_err_set(err, rc, "watching the store: %s", swm_strerror(rc));
     if (rc == 0 && nd->server != NULL)
         rc = daemon__serve_lead(nd->server, err);
+    if (rc == 0)
+        daemon__managers_record_leader(nd);
     return rc;
 }
 

@@ -90,6 +90,10 @@ int daemon__managers_open(struct node_daemon *nd,
                           struct swm_err *err);
 void daemon__managers_close(struct node_daemon *nd);
 
+/* A new leader records itself as leader in the managers' nodes (node ls's
+ * MANAGER STATUS). */
+void daemon__managers_record_leader(struct node_daemon *nd);
+
 /* The leader's answer to a manager asking to join the raft membership
  * (node_id from its certificate). */
 void daemon__managers_raft_join(struct node_daemon *nd, const char *node_id,

@@ -294,6 +294,69 @@ void daemon__managers_close(struct node_daemon *nd)
     nd->raft_transport = NULL;
 }
 
+/* ------------------------------------------------------- leadership -- */
+
+static void leader_recorded(void *arg, int status, uint64_t index, const struct swm_err *err)
+{
+    if (status < 0 || err->code != 0)
+        swm_log_warn("managers: leadership not recorded: %s", err->msg);
+}
+
+/* Adds to entry an update of node with its leader flag set to `leader`.
+ * Takes node. Returns 0 or -ENOMEM. */
+static int add_leader_flag(Swarmc__StoreEntry *entry, Swarmc__Node *node, bool leader)
+{
+    Swarmc__StoreAction *a = swm_malloc(sizeof(*a));
+    Swarmc__StoreAction **grown =
+        swm_realloc(entry->actions, (entry->n_actions + 1) * sizeof(*grown));
+    if (a == NULL || grown == NULL) {
+        swm_free(a);
+        proto_free(node);
+        if (grown != NULL)
+            entry->actions = grown;
+        return -ENOMEM;
+    }
+    swarmc__store_action__init(a);
+    node->manager_status->has_leader = 1;
+    node->manager_status->leader = leader;
+    a->has_kind = 1;
+    a->kind = SWARMC__STORE_ACTION__KIND__STORE_ACTION_UPDATE;
+    a->target_case = SWARMC__STORE_ACTION__TARGET_NODE;
+    a->node = node;
+    entry->actions = grown;
+    entry->actions[entry->n_actions++] = a;
+    return 0;
+}
+
+void daemon__managers_record_leader(struct node_daemon *nd)
+{
+    struct store_read *r = NULL;
+    Swarmc__Node **nodes = NULL;
+    size_t n = 0;
+    if (store_read_begin(nd->store, &r, NULL) < 0 || store_list_nodes(r, &nodes, &n) < 0)
+        n = 0;
+    store_read_end(r);
+    Swarmc__StoreEntry *entry = swm_malloc(sizeof(*entry));
+    int rc = entry != NULL ? 0 : -ENOMEM;
+    if (entry != NULL)
+        swarmc__store_entry__init(entry);
+    for (size_t i = 0; i < n; i++) {
+        Swarmc__ManagerStatus *m = nodes[i]->manager_status;
+        bool self = strcmp(nodes[i]->id, nd->node_id) == 0;
+        if (rc == 0 && m != NULL && m->leader != self) {
+            rc = add_leader_flag(entry, nodes[i], self);
+            nodes[i] = NULL;
+        }
+    }
+    store_free_list(nodes, n);
+    if (rc == 0 && entry->n_actions > 0 &&
+        (rc = store_log_propose(raft_node_log(nd->raft), entry, leader_recorded, NULL)) == 0)
+        return;
+    proto_free(entry);
+    if (rc < 0)
+        swm_log_warn("managers: leadership not recorded: %s", swm_strerror(rc));
+}
+
 /* ------------------------------------------- joining: the leader's side -- */
 
 struct join_request {

@@ -125,6 +125,33 @@ static void send_session(struct dispatcher_session *sess)
     dispatcher__send(sess, &period);
 }
 
+/* The managers' addresses, from their nodes' ManagerStatus. */
+static void send_managers(struct dispatcher_session *sess)
+{
+    struct store_read *r = NULL;
+    Swarmc__Node **nodes = NULL;
+    size_t n = 0, k = 0;
+    if (store_read_begin(sess->d->store, &r, NULL) < 0 || store_list_nodes(r, &nodes, &n) < 0)
+        n = 0;
+    store_read_end(r);
+    char **addrs = swm_calloc(n + 1, sizeof(*addrs));
+    for (size_t i = 0; addrs != NULL && i < n; i++) {
+        const Swarmc__ManagerStatus *m = nodes[i]->manager_status;
+        if (nodes[i]->role == SWARMC__NODE_ROLE__NODE_ROLE_MANAGER && m != NULL && m->addr != NULL)
+            addrs[k++] = m->addr;
+    }
+    Swarmc__ManagerList list = SWARMC__MANAGER_LIST__INIT;
+    list.addrs = addrs;
+    list.n_addrs = k;
+    Swarmc__DispatcherMessage out = SWARMC__DISPATCHER_MESSAGE__INIT;
+    out.msg_case = SWARMC__DISPATCHER_MESSAGE__MSG_MANAGERS;
+    out.managers = &list;
+    if (addrs != NULL && k > 0)
+        dispatcher__send(sess, &out);
+    swm_free(addrs);
+    store_free_list(nodes, n);
+}
+
 void dispatcher__register(struct dispatcher_session *sess, const Swarmc__RegisterRequest *req)
 {
     if (req->node_id == NULL || strcmp(req->node_id, sess->bound_node_id) != 0) {
@@ -137,6 +164,7 @@ void dispatcher__register(struct dispatcher_session *sess, const Swarmc__Registe
     dispatcher__drop_detached(sess->d, sess->node_id);
     swm_log_info("dispatcher: node registered node=%s session=%s", sess->node_id, sess->session_id);
     send_session(sess);
+    send_managers(sess);
     send_full_set(sess);
     dispatcher__set_node_state(sess->d, sess->node_id, SWARMC__NODE_STATE__NODE_STATE_READY, "",
                                req);

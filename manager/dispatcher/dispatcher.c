@@ -12,6 +12,34 @@
 
 static void check_heartbeats(uv_timer_t *timer);
 
+/* A new dispatcher (this manager just became leader) has seen no agent:
+ * every node the store does not hold DOWN gets a detached session, so that
+ * it is marked DOWN unless its agent registers within the grace period
+ * (SwarmKit's dispatcher does the same when it starts). Returns 0 or
+ * -ENOMEM. */
+static int expect_known_nodes(struct dispatcher *d)
+{
+    struct store_read *r = NULL;
+    Swarmc__Node **nodes = NULL;
+    size_t n = 0;
+    int rc = 0;
+    if (store_read_begin(d->store, &r, NULL) < 0 || store_list_nodes(r, &nodes, &n) < 0)
+        n = 0;
+    store_read_end(r);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (nodes[i]->status != NULL &&
+            nodes[i]->status->state == SWARMC__NODE_STATE__NODE_STATE_DOWN)
+            continue;
+        struct dispatcher_session *sess = dispatcher_session_open(d, nodes[i]->id, NULL, NULL);
+        if (sess == NULL)
+            rc = -ENOMEM;
+        else
+            snprintf(sess->node_id, sizeof(sess->node_id), "%s", nodes[i]->id);
+    }
+    store_free_list(nodes, n);
+    return rc;
+}
+
 int dispatcher_open(uv_loop_t *loop, struct store *s, struct store_log *log, int64_t heartbeat_ns,
                     struct dispatcher **out)
 {
@@ -27,6 +55,10 @@ int dispatcher_open(uv_loop_t *loop, struct store *s, struct store_log *log, int
     d->heartbeat_timer.data = d;
     uint64_t period_ms = (uint64_t)(d->heartbeat_ns / SWM_NS_PER_MS);
     uv_timer_start(&d->heartbeat_timer, check_heartbeats, period_ms, period_ms);
+    if (expect_known_nodes(d) < 0) {
+        dispatcher_close(d);
+        return -ENOMEM;
+    }
     *out = d;
     return 0;
 }

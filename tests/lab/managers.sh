@@ -1,0 +1,87 @@
+#!/bin/bash
+# Three managers and a worker: managers join with the manager token and
+# become raft voters over the cluster port; a follower refuses cluster
+# commands naming the leader; kill -9 of the leader: another manager leads
+# within seconds, nothing acknowledged is lost, the worker finds the new
+# leader, the dead leader's tasks are rescheduled; the old leader comes back
+# as a follower and catches up.
+. "$(dirname "$0")/lib.sh"
+
+lab_create 4
+lab_start_daemon 1 --dispatcher-heartbeat 1s
+lab_join 2 1 manager
+lab_join 3 1 manager
+lab_join 4 1
+for i in 1 2 3 4; do lab_load_busybox "$i"; done
+
+# The host whose daemon answers cluster commands (the leader), or nothing.
+leader_host() {
+    local i
+    for i in "$@"; do
+        if lab_sw "$i" node ls >/dev/null 2>&1; then
+            echo "$i"
+            return 0
+        fi
+    done
+    return 1
+}
+ready() {
+    [ "$(lab_sw "$1" node ls --format json |
+        jq -s '[.[] | select(.status.state == "NODE_STATE_READY")] | length')" = "$2" ]
+}
+lab_wait_for 30 "4 nodes ready" ready 1 4
+nodes=$(lab_sw 1 node ls)
+[ "$(echo "$nodes" | grep -c Reachable)" = 2 ] || lab_fail "not two reachable managers: $nodes"
+echo "$nodes" | grep -w h1 | grep -qw Leader || lab_fail "h1 is not the leader: $nodes"
+echo "$nodes" | grep -w h4 | grep -qvw Reachable || lab_fail "h4 is a manager: $nodes"
+
+lab_log "a follower refuses cluster commands"
+out=$(lab_sw 2 service ls 2>&1) && lab_fail "service ls on a follower succeeded"
+echo "$out" | grep -qF "not the leader" || lab_fail "service ls on a follower: $out"
+
+lab_log "services on the leader, replicated to every manager"
+lab_sw 1 service create --name web --replicas 8 --stop-grace-period 1s busybox sleep 100000 \
+    >/dev/null || lab_fail "service create web"
+for k in 1 2 3 4 5; do
+    lab_sw 1 service create --detach --name "s$k" --replicas 0 busybox sleep 1 >/dev/null ||
+        lab_fail "service create s$k"
+done
+running() {
+    [ "$(lab_sw "$1" service ps --format json web |
+        jq -s '[.[] | select(.desired_state == "TASK_STATE_RUNNING" and .status.state == "TASK_STATE_RUNNING")] | length')" = 8 ]
+}
+lab_wait_for 60 "8 tasks running" running 1
+
+lab_log "kill -9 the leader (h1)"
+lab_kill 1
+start=$(date +%s%N)
+new=""
+end=$(($(date +%s) + 30))
+while [ -z "$new" ]; do
+    [ "$(date +%s)" -lt "$end" ] || lab_fail "no new leader within 30 s"
+    new=$(leader_host 2 3) || sleep 0.1
+done
+lab_log "h$new leads after $((($(date +%s%N) - start) / 1000000)) ms"
+for s in web s1 s2 s3 s4 s5; do
+    lab_sw "$new" service inspect "$s" >/dev/null || lab_fail "service $s lost in the failover"
+done
+h1_down() { lab_sw "$new" node ls | grep -w h1 | grep -qw Down; }
+lab_wait_for 30 "h1 down" h1_down
+on_h1() {
+    local id
+    id=$(cat "$(lab_data_dir 1)/node_id")
+    [ "$(lab_sw "$new" service ps --format json web |
+        jq -s --arg n "$id" '[.[] | select(.desired_state == "TASK_STATE_RUNNING" and .status.state == "TASK_STATE_RUNNING" and .node_id != $n)] | length')" = 8 ]
+}
+lab_wait_for 60 "8 tasks running off h1" on_h1
+lab_wait_for 30 "the worker back with the new leader" ready "$new" 3
+lab_sw "$new" service create --detach --name after --replicas 0 busybox sleep 1 >/dev/null ||
+    lab_fail "the new leader does not take writes"
+
+lab_log "h1 comes back as a follower"
+lab_restart 1
+lab_wait_for 30 "h1 ready" ready "$new" 4
+out=$(lab_sw 1 service ls 2>&1) && lab_fail "h1 leads again: $out"
+caught_up() { lab_sw "$new" node ls | grep -w h1 | grep -qw Reachable; }
+lab_wait_for 30 "h1 reachable" caught_up
+lab_log "ok"
