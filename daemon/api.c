@@ -154,59 +154,6 @@ static void handle_leave(struct api_conn *conn, const Swarmc__LeaveRequest *req)
     daemon__stop(nd, 1);
 }
 
-/* A control API request waiting for its read barrier. */
-struct barrier_wait {
-    struct api_conn *conn;
-    Swarmc__ControlRequest *req;
-};
-
-static void dispatch_controlapi(struct api_conn *conn, const Swarmc__ControlRequest *req)
-{
-    struct node_daemon *nd = conn->nd;
-    daemon__api_conn_ref(conn);
-    if (controlapi_handle(nd->controlapi, req, reply, conn) == SWM_ENOTSUP) {
-        daemon__api_conn_unref(conn);
-        reply_error(conn, SWM_ENOTSUP, "unknown request");
-    }
-}
-
-static void barrier_passed(void *arg, int status, const struct swm_err *err)
-{
-    struct barrier_wait *w = arg;
-    if (status < 0)
-        reply_error(w->conn, status, err->msg);
-    else if (w->conn->nd->stopping)
-        reply_error(w->conn, SWM_ESHUTDOWN, "the daemon is shutting down");
-    else
-        dispatch_controlapi(w->conn, w->req);
-    daemon__api_conn_unref(w->conn);
-    proto_free(w->req);
-    swm_free(w);
-}
-
-/* Control API requests first pass a read barrier (Raft read-index): the
- * node confirms it still leads and has applied everything committed before
- * the request arrived, so what the request reads is never older than a
- * write already acknowledged to anyone. Takes ownership of req. */
-static void handle_controlapi(struct api_conn *conn, Swarmc__ControlRequest *req)
-{
-    struct barrier_wait *w = swm_malloc(sizeof(*w));
-    if (w == NULL) {
-        reply_error(conn, -ENOMEM, "out of memory");
-        proto_free(req);
-        return;
-    }
-    *w = (struct barrier_wait){.conn = conn, .req = req};
-    daemon__api_conn_ref(conn);
-    int rc = raft_node_read_barrier(conn->nd->raft, barrier_passed, w);
-    if (rc < 0) {
-        struct swm_err err;
-        swm_err_set(&err, rc, "%s",
-                    rc == SWM_ENOTLEADER ? "this node is not the leader" : swm_strerror(rc));
-        barrier_passed(w, rc, &err);
-    }
-}
-
 /* What a worker knows about itself; the cluster's state lives on the
  * managers. */
 static void worker_info(struct api_conn *conn)
@@ -269,7 +216,8 @@ static void handle_request(struct api_conn *conn, Swarmc__ControlRequest *req)
             handle_worker_request(conn, req);
             break;
         }
-        handle_controlapi(conn, req);
+        daemon__api_conn_ref(conn);
+        daemon__cluster_request(nd, req, true, reply, conn);
         return;
     }
     proto_free(req);

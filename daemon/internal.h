@@ -82,6 +82,13 @@ int daemon__join_state(const struct daemon_opts *o, const char *token, const cha
  * exactly once per request. */
 typedef void (*daemon_reply_fn)(void *arg, const Swarmc__ControlResponse *resp);
 
+/* Answers a cluster request (the control API; takes req): on the leader
+ * after a read barrier, on a follower forwarded to the leader when
+ * may_forward (requests that came from another manager are not forwarded
+ * again). reply runs exactly once with an owned response. */
+void daemon__cluster_request(struct node_daemon *nd, Swarmc__ControlRequest *req, bool may_forward,
+                             controlapi_reply_cb reply, void *arg);
+
 /* A manager's raft membership (daemon/managers.c): opens the raft node on
  * the cluster port with its peers from the store, and makes a manager that
  * joined ask the leader to add it. */

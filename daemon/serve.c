@@ -253,6 +253,33 @@ static void control_reply(void *arg, const Swarmc__ControlResponse *resp)
     control_unref(cp);
 }
 
+/* Requests about the node itself, which its own control socket answers. */
+static bool local_request(const Swarmc__ControlRequest *req)
+{
+    switch (req->op_case) {
+    case SWARMC__CONTROL_REQUEST__OP_IMAGE_LOAD:
+    case SWARMC__CONTROL_REQUEST__OP_IMAGE_LIST:
+    case SWARMC__CONTROL_REQUEST__OP_IMAGE_REMOVE:
+    case SWARMC__CONTROL_REQUEST__OP_SERVICE_LOGS:
+    case SWARMC__CONTROL_REQUEST__OP_LEAVE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void control_reply_owned(void *arg, Swarmc__ControlResponse *resp)
+{
+    if (resp == NULL)
+        resp = controlapi_error_response(-ENOMEM, "out of memory");
+    if (resp != NULL) {
+        control_reply(arg, resp);
+        proto_free(resp);
+    } else {
+        control_unref(arg);
+    }
+}
+
 static void control_data(struct chan_conn *conn, const uint8_t *data, size_t len, void *arg)
 {
     struct control_peer *cp = arg;
@@ -266,12 +293,15 @@ static void control_data(struct chan_conn *conn, const uint8_t *data, size_t len
         control_unref(cp);
     } else if (req->op_case == SWARMC__CONTROL_REQUEST__OP_RAFT_JOIN) {
         daemon__managers_raft_join(cp->srv->nd, cp->node_id, req->raft_join, control_reply, cp);
-    } else {
+    } else if (local_request(req)) {
         Swarmc__ControlResponse resp = SWARMC__CONTROL_RESPONSE__INIT;
         resp.has_code = resp.has_last = resp.last = 1;
         resp.code = SWM_ENOTSUP;
-        resp.error = "this request is not served over the cluster port";
+        resp.error = "this request is answered by each node, not over the cluster port";
         control_reply(cp, &resp);
+    } else {
+        daemon__cluster_request(cp->srv->nd, req, false, control_reply_owned, cp);
+        return;
     }
     proto_free(req);
 }
