@@ -221,7 +221,8 @@ static int role_not_yet(ProtobufCMessage *msg, const struct cli_flag *flag, cons
     if (strcmp(value, "worker") != 0 && strcmp(value, "manager") != 0)
         return cli_flag_error(err, flag, value, "must be one of \"worker\", \"manager\"");
     return swm_err_set(err, SWM_ENOTSUP,
-                       "--role is not yet supported: swarmc clusters have a single node for now");
+                       "--role is not yet supported: to add a manager, join a node with the "
+                       "manager token");
 }
 
 static const struct cli_choice availabilities[] = {

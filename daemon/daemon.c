@@ -153,15 +153,15 @@ static void on_managers(void *arg, const char *const *addrs, size_t n)
     struct node_daemon *nd = arg;
     struct node_conf conf = nd->conf;
     struct swm_err err = {0};
-    conf.n_managers = 0;
+    /* Added to those known, never replacing them: the address the node
+     * joined through works from here, a manager's 127.0.0.1 (no
+     * --advertise-addr) may not. */
     for (size_t i = 0; i < n; i++) {
         struct sockaddr_storage sa;
         if (strlen(addrs[i]) < SWM_ADDR_STRLEN && swm_addr_parse(addrs[i], &sa) == 0)
             node_conf_add_manager(&conf, addrs[i]);
     }
-    if (!nd->worker || conf.n_managers == 0 ||
-        (conf.n_managers == nd->conf.n_managers &&
-         memcmp(conf.managers, nd->conf.managers, sizeof(conf.managers)) == 0))
+    if (!nd->worker || conf.n_managers == nd->conf.n_managers)
         return;
     nd->conf = conf;
     if (node_conf_save(daemon__data_dir(nd->opts), &conf, &err) < 0)
@@ -446,8 +446,8 @@ int daemon_init(const struct daemon_opts *opts, char node_id[26], struct swm_err
     int rc = apply_log_level(opts, err);
     if (rc == 0 && opts->force_new_cluster)
         rc = swm_err_set(err, SWM_ENOTSUP,
-                         "--force-new-cluster is not yet supported: it arrives with multi-node "
-                         "clusters");
+                         "--force-new-cluster is not yet supported: a swarm that lost its quorum "
+                         "cannot be recovered yet");
     if (rc == 0)
         rc = daemon__create_state(opts, node_id, err);
     if (rc < 0)
