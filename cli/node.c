@@ -317,6 +317,36 @@ static const struct cli_flag ps_flags[] = {
     {0},
 };
 
+static const struct cli_flag rm_flags[] = {
+    {"force", 'f', CLI_FLAG_BOOL, CLI_KIND_BOOL, NULL, "Force remove a node from the swarm", NULL},
+    {0},
+};
+
+/* Removes each node; its certificate is revoked. Like `docker node rm`,
+ * a node that is not down needs --force, and a manager must be demoted
+ * first. */
+static int node_rm(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err)
+{
+    bool failed = false;
+    for (size_t i = 0; i < args->n_pos; i++) {
+        Swarmc__RemoveNodeRequest remove = SWARMC__REMOVE_NODE_REQUEST__INIT;
+        remove.ref = args->pos[i];
+        remove.has_force = 1;
+        remove.force = cli_args_bool(args, "force");
+        CLI_REQUEST(req, remove_node, REMOVE_NODE, &remove);
+        Swarmc__ControlResponse *resp = NULL;
+        struct swm_err one = {0};
+        if (cli_rpc(ctx, &req, &resp, &one) < 0) {
+            fprintf(ctx->err, "%s\n", one.msg);
+            failed = true;
+            continue;
+        }
+        proto_free(resp);
+        fprintf(ctx->out, "%s\n", args->pos[i]);
+    }
+    return failed ? swm_err_set(err, SWM_ENOTFOUND, "%s", "") : 0;
+}
+
 const struct cli_cmd cli_node_cmds[] = {
     {"inspect", NULL, "[OPTIONS] self|NODE [NODE...]",
      "Display detailed information on one or more nodes",
@@ -327,6 +357,8 @@ const struct cli_cmd cli_node_cmds[] = {
      "List tasks running on one or more nodes, defaults to current node",
      CLI_FLAGS(cli_flag_quiet_ids, cli_flag_no_trunc, cli_flag_filter, cli_flag_format, ps_flags),
      0, -1, 0, node_ps, NULL},
+    {"rm", "remove", "[OPTIONS] NODE [NODE...]", "Remove one or more nodes from the swarm",
+     CLI_FLAGS(rm_flags), 1, -1, 0, node_rm, NULL},
     {"update", NULL, "[OPTIONS] NODE", "Update a node", CLI_FLAGS(node_update_flags), 1, 1, 0,
      node_update, NULL},
     {0},

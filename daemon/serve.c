@@ -37,6 +37,7 @@ struct cluster_server {
     struct node_daemon *nd;
     struct chan_port *port;
     bool leading;
+    struct ca_revoked revoked; /* removed nodes; borrowed by the port's channels */
     struct remote_agent *agents;
 };
 
@@ -45,34 +46,62 @@ static int64_t wall_clock(void *arg)
     return swm_now_ns();
 }
 
-/* The channel configuration of the port: this manager's key material and,
- * while it leads (it admits joins), the current join secrets (wiped by the
- * caller). */
+/* Rebuilds the revoked set from the cluster's CA; the agents of nodes
+ * revoked since are disconnected. */
+static void agent_detach(struct remote_agent *ra);
+
+static void load_revoked(struct cluster_server *srv, const Swarmc__RootCA *ca)
+{
+    ca_revoked_free(&srv->revoked);
+    for (size_t i = 0; ca != NULL && i < ca->n_revoked_nodes; i++) {
+        if (ca_revoked_add(&srv->revoked, ca->revoked_nodes[i]) < 0)
+            swm_log_error("serve: out of memory loading the removed nodes");
+    }
+    struct remote_agent *ra = srv->agents;
+    while (ra != NULL) {
+        struct remote_agent *next = ra->next;
+        if (ca_revoked_contains(&srv->revoked, ra->node_id)) {
+            swm_log_info("serve: node %s was removed; closing its session", ra->node_id);
+            agent_detach(ra);
+            ra->closing = true;
+            chan_conn_close(ra->conn);
+        }
+        ra = next;
+    }
+}
+
+/* The channel configuration of the port: this manager's key material, the
+ * removed nodes and, while it leads (it admits joins), the current join
+ * secrets (wiped by the caller). The cluster object is absent until the
+ * log has been replayed. */
 static int port_config(struct cluster_server *srv, struct ca_join_secrets *secrets,
                        struct chan_config *cfg, struct swm_err *err)
 {
     struct node_daemon *nd = srv->nd;
     struct store_read *r = NULL;
     Swarmc__Cluster *c = NULL;
-    int rc = 0;
     *cfg = (struct chan_config){.side = CHAN_RESPONDER,
                                 .identity = &nd->identity.key,
                                 .cert = &nd->identity.cert,
                                 .root_pk = nd->identity.root_pk,
+                                .revoked = &srv->revoked,
                                 .wall_clock = wall_clock,
                                 /* raft frames (snapshot chunks, batches) are the largest */
                                 .max_frame = RAFT_MESSAGE_MAX_SIZE};
-    if (!srv->leading)
-        return 0;
-    if ((rc = store_read_begin(nd->store, &r, err)) == 0 && store_get_cluster(r, &c) < 0)
-        rc = swm_err_set(err, SWM_ENOTFOUND, "the store holds no cluster object");
+    int rc = store_read_begin(nd->store, &r, err);
+    if (rc == 0 && store_get_cluster(r, &c) < 0)
+        c = NULL;
     store_read_end(r);
-    if (rc == 0)
+    if (rc == 0 && c != NULL)
+        load_revoked(srv, c->root_ca);
+    if (rc == 0 && srv->leading && c == NULL)
+        rc = swm_err_set(err, SWM_ENOTFOUND, "the store holds no cluster object");
+    if (rc == 0 && srv->leading)
         rc = casvc_join_secrets(c->root_ca, secrets, err);
     if (c != NULL)
         casvc_root_redact(c->root_ca);
     proto_free(c);
-    cfg->join_secrets = rc == 0 ? secrets : NULL;
+    cfg->join_secrets = rc == 0 && srv->leading ? secrets : NULL;
     return rc;
 }
 
@@ -336,10 +365,11 @@ static void on_store_events(void *arg, const struct store_event *events, size_t 
     size_t i = 0;
     while (i < n && events[i].kind != STORE_KIND_CLUSTER)
         i++;
-    /* A rotated join token: joins from now on need the new secret. */
+    /* A rotated join token (joins from now on need the new secret), or a
+     * node removed. */
     struct swm_err err = {0};
-    if (i < n && srv->leading && refresh_config(srv, &err) < 0)
-        swm_log_error("serve: cannot update the join secrets: %s", err.msg);
+    if (i < n && refresh_config(srv, &err) < 0)
+        swm_log_error("serve: cannot update the port's configuration: %s", err.msg);
 }
 
 int daemon__serve_open(struct node_daemon *nd, struct cluster_server **out, struct swm_err *err)
@@ -409,6 +439,7 @@ void daemon__serve_close(struct cluster_server *srv)
     while (srv->agents != NULL)
         agent_detach(srv->agents);
     chan_port_close(srv->port);
+    ca_revoked_free(&srv->revoked);
     swm_free(srv);
 }
 

@@ -304,6 +304,9 @@ int controlapi_handle(struct controlapi *api, const Swarmc__ControlRequest *req,
     case SWARMC__CONTROL_REQUEST__OP_GET_NODE:
         controlapi__get_node(api, req->get_node, cb, arg);
         return 0;
+    case SWARMC__CONTROL_REQUEST__OP_REMOVE_NODE:
+        controlapi__remove_node(api, req->remove_node, cb, arg);
+        return 0;
     case SWARMC__CONTROL_REQUEST__OP_UPDATE_NODE:
         controlapi__update_node(api, req->update_node, cb, arg);
         return 0;

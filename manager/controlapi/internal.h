@@ -67,6 +67,8 @@ void controlapi__get_task(struct controlapi *api, const Swarmc__GetTaskRequest *
 void controlapi__list_nodes(struct controlapi *api, controlapi_reply_cb cb, void *arg);
 void controlapi__get_node(struct controlapi *api, const Swarmc__GetNodeRequest *req,
                           controlapi_reply_cb cb, void *arg);
+void controlapi__remove_node(struct controlapi *api, const Swarmc__RemoveNodeRequest *req,
+                             controlapi_reply_cb cb, void *arg);
 void controlapi__update_node(struct controlapi *api, const Swarmc__UpdateNodeRequest *req,
                              controlapi_reply_cb cb, void *arg);
 void controlapi__info(struct controlapi *api, controlapi_reply_cb cb, void *arg);

@@ -117,6 +117,96 @@ void controlapi__update_node(struct controlapi *api, const Swarmc__UpdateNodeReq
         controlapi__reply_error(cb, arg, &err);
 }
 
+/* Why node may not be removed, or NULL (Docker's words). */
+static const char *removal_refused(const Swarmc__Node *node, bool force, char *buf, size_t size)
+{
+    bool down = node->status != NULL && node->status->state == SWARMC__NODE_STATE__NODE_STATE_DOWN;
+    if (node->role == SWARMC__NODE_ROLE__NODE_ROLE_MANAGER)
+        snprintf(buf, size,
+                 "rpc error: code = FailedPrecondition desc = node %s is a cluster manager and is "
+                 "a member of the raft cluster. It must be demoted to worker before removal",
+                 node->id);
+    else if (!down && !force)
+        snprintf(buf, size,
+                 "rpc error: code = FailedPrecondition desc = node %s is not down and can't be "
+                 "removed",
+                 node->id);
+    else
+        return NULL;
+    return buf;
+}
+
+/* The cluster with node_id added to the revoked nodes. */
+static int revoke(struct store_read *r, const char *node_id, Swarmc__Cluster **out)
+{
+    Swarmc__Cluster *c = NULL;
+    int rc = store_get_cluster(r, &c);
+    if (rc < 0)
+        return rc;
+    if (c->root_ca == NULL) { /* a cluster made before the CA: nothing to revoke */
+        *out = c;
+        return 0;
+    }
+    char **ids =
+        swm_realloc(c->root_ca->revoked_nodes, (c->root_ca->n_revoked_nodes + 1) * sizeof(*ids));
+    char *id = ids != NULL ? swm_strdup(node_id) : NULL;
+    if (ids != NULL)
+        c->root_ca->revoked_nodes = ids;
+    if (id == NULL) {
+        proto_free(c);
+        return -ENOMEM;
+    }
+    ids[c->root_ca->n_revoked_nodes++] = id;
+    *out = c;
+    return 0;
+}
+
+/* Removes the node and revokes its certificate in one entry; its tasks are
+ * rescheduled like those of a node that went down. */
+void controlapi__remove_node(struct controlapi *api, const Swarmc__RemoveNodeRequest *req,
+                             controlapi_reply_cb cb, void *arg)
+{
+    struct swm_err err = {0};
+    struct store_read *r = NULL;
+    Swarmc__Node *node = NULL;
+    Swarmc__Cluster *cluster = NULL;
+    char why[512];
+    const char *refused = NULL;
+    int rc = store_read_begin(api->store, &r, &err);
+    if (rc == 0)
+        rc = controlapi_find_node(r, api->node_id, req->ref, &node, &err);
+    if (rc == 0 && (refused = removal_refused(node, req->force, why, sizeof(why))) != NULL)
+        rc = swm_err_set(&err, SWM_EINUSE, "%s", refused);
+    if (rc == 0 && (rc = revoke(r, node->id, &cluster)) < 0)
+        swm_err_set(&err, rc, "reading the cluster: %s", swm_strerror(rc));
+    store_read_end(r);
+    Swarmc__StoreEntry *entry = rc == 0 ? controlapi__entry_new() : NULL;
+    if (rc == 0 && entry == NULL)
+        rc = swm_err_set(&err, -ENOMEM, "out of memory");
+    if (rc == 0) {
+        rc = controlapi__entry_add(entry, SWARMC__STORE_ACTION__KIND__STORE_ACTION_UPDATE,
+                                   STORE_KIND_CLUSTER, cluster);
+        cluster = NULL;
+        if (rc == 0)
+            rc = controlapi__entry_add(entry, SWARMC__STORE_ACTION__KIND__STORE_ACTION_REMOVE,
+                                       STORE_KIND_NODE, node);
+        node = NULL;
+        if (rc == 0) {
+            rc = controlapi__propose(api, entry, STORE_KIND_NODE, NULL, cb, arg);
+            entry = NULL;
+        }
+        if (rc < 0)
+            swm_err_set(&err, rc, "removing node: %s", swm_strerror(rc));
+    }
+    proto_free(entry);
+    proto_free(node);
+    if (cluster != NULL)
+        casvc_root_redact(cluster->root_ca);
+    proto_free(cluster);
+    if (rc < 0)
+        controlapi__reply_error(cb, arg, &err);
+}
+
 static void count_tasks(struct store_read *r, Swarmc__InfoResponse *info)
 {
     Swarmc__Task **tasks = NULL;

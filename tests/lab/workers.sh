@@ -113,6 +113,34 @@ lab_wait_for 30 "h2 ready" ready 4
 lab_wait_for 60 "h2's stale containers stopped" no_containers 2
 lab_wait_for 30 "still 9 running" running_off h2
 
+lab_log "garbage and oversized frames on the cluster port"
+for k in $(seq 1 20); do
+    lab_host_exec 3 bash -c "head -c $((k * 10000)) /dev/urandom > /dev/tcp/$(lab_addr 1)/2377" \
+        2>/dev/null || true
+done
+# A frame header claiming 4 GiB, then nothing.
+lab_host_exec 3 bash -c "printf '\\377\\377\\377\\377' > /dev/tcp/$(lab_addr 1)/2377" 2>/dev/null || true
+lab_sw 1 node ls >/dev/null || lab_fail "the manager stopped answering after garbage on 2377"
+grep -q "connection rejected remote=$(lab_addr 3)" "$(lab_data_dir 1)/swarmc.log" ||
+    lab_fail "no log line for the garbage connections"
+lab_wait_for 10 "4 nodes still ready" ready 4
+
+lab_log "node rm: refused for a manager and a ready node; a down worker is removed and revoked"
+out=$(lab_sw 1 node rm h1 2>&1) && lab_fail "node rm of the manager succeeded"
+echo "$out" | grep -qF "must be demoted to worker before removal" || lab_fail "node rm h1: $out"
+out=$(lab_sw 1 node rm h2 2>&1) && lab_fail "node rm of a ready node succeeded"
+echo "$out" | grep -qF "is not down and can't be removed" || lab_fail "node rm h2: $out"
+lab_kill 3
+h3_down() { lab_sw 1 node ls | grep -w h3 | grep -qw Down; }
+lab_wait_for 30 "h3 down" h3_down
+lab_sw 1 node rm h3 >/dev/null || lab_fail "node rm of the down h3"
+! lab_sw 1 node ls | grep -qw h3 || lab_fail "h3 is still listed after node rm"
+lab_restart 3
+revoked() { grep -q "connection rejected remote=$(lab_addr 3).*revoked" "$(lab_data_dir 1)/swarmc.log"; }
+lab_wait_for 30 "the removed h3 refused" revoked
+! lab_sw 1 node ls | grep -qw h3 || lab_fail "the removed h3 came back"
+lab_wait_for 60 "9 tasks running off h3" running_off h3
+
 lab_log "worker h4 leaves"
 lab_sw 4 leave >/dev/null || lab_fail "leave on a worker"
 [ ! -e "$(lab_data_dir 4)/node_id" ] || lab_fail "leave kept h4's state"
