@@ -17,11 +17,16 @@
 #   7. etcd.sh                  etcd's put throughput and latency, 1 and 3
 #                               members, 1/16/256 clients (Raft reference;
 #                               skipped when etcd-server is not installed)
+#   8. join_time.sh             time for workers and managers to join a
+#                               swarm (namespace lab, tests/lab/lib.sh)
+#   9. failover.sh              3 managers in the namespace lab: kill -9 of
+#                               the leader until a survivor takes a write
+#                               (TRIALS, default 20)
 #
 # Usage (root): bench/run-all.sh
 #   env: BUILD_DIR (default <top>/build-bench), OUT (default
 #        $BUILD_DIR/bench-results.md), SKIP_BUILD=1,
-#        ONLY="sched conv mem floor raft etcd" and everything convergence.sh /
+#        ONLY="sched conv mem floor raft etcd join failover" and everything convergence.sh /
 #        memory.sh / etcd.sh take (REPS, DOCKER, ETCD_REPS, CLIENTS...).
 # Prints numbers; asserts nothing. See docs/benchmarks.md.
 set -u -o pipefail
@@ -30,7 +35,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$TOP/build-bench}
 OUT=${OUT:-$BUILD_DIR/bench-results.md}
 export DOCKER_RAW_OUT=${DOCKER_RAW_OUT:-$BUILD_DIR/docker-swarm-raw.md}
-ONLY=${ONLY:-"sched conv mem floor raft etcd"}
+ONLY=${ONLY:-"sched conv mem floor raft etcd join failover"}
 export SWARMC=${SWARMC:-$BUILD_DIR/cli/swarmc}
 
 [ "$(id -u)" = 0 ] || {
@@ -106,6 +111,18 @@ code() {
         floor=$BUILD_DIR/bench/fsync_floor
         wanted floor && floor=none
         BUILD_DIR=$BUILD_DIR FSYNC_FLOOR=$floor "$TOP/bench/etcd.sh"
+    fi
+    if wanted join; then
+        echo
+        echo "## Join time (bench/join_time.sh, namespace lab)"
+        echo
+        code "$TOP/bench/join_time.sh"
+    fi
+    if wanted failover; then
+        echo
+        echo "## Failover after kill -9 of the leader (bench/failover.sh, namespace lab)"
+        echo
+        code "$TOP/bench/failover.sh"
     fi
     echo
     echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"

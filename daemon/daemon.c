@@ -441,14 +441,42 @@ int daemon_start(const struct daemon_opts *opts, struct swm_err *err)
     return detach_and_wait(opts, err);
 }
 
+/* `init --force-new-cluster`: this manager's state becomes a one-manager
+ * swarm (store_raft_force_new_cluster), with the daemon stopped. */
+static int force_new_cluster(const struct daemon_opts *o, char node_id[SWM_ID_LEN + 1],
+                             struct swm_err *err)
+{
+    char path[PATH_MAX];
+    struct node_daemon probe = {.opts = o};
+    struct store *s = NULL;
+    int rc = read_node_id(daemon__data_dir(o), node_id, err);
+    snprintf(probe.node_id, sizeof(probe.node_id), "%s", node_id);
+    if (rc == 0)
+        rc = load_identity(&probe, err);
+    ca_node_files_wipe(&probe.identity);
+    if (rc == 0 && probe.worker)
+        rc = swm_err_set(err, -EPERM,
+                         "--force-new-cluster needs a manager's state: this node is a worker");
+    int lock_fd = rc == 0 ? lock_data_dir(daemon__data_dir(o), err) : rc;
+    if (lock_fd < 0)
+        return lock_fd;
+    path_in(path, sizeof(path), daemon__data_dir(o), "state");
+    rc = store_open(path, &s, err);
+    if (rc == 0)
+        rc = store_raft_force_new_cluster(s, daemon__raft_id(node_id), err);
+    store_close(s);
+    close(lock_fd);
+    if (rc == 0)
+        swm_log_info("daemon: forced a new cluster: node %s is its only manager", node_id);
+    return rc;
+}
+
 int daemon_init(const struct daemon_opts *opts, char node_id[26], struct swm_err *err)
 {
     int rc = apply_log_level(opts, err);
     if (rc == 0 && opts->force_new_cluster)
-        rc = swm_err_set(err, SWM_ENOTSUP,
-                         "--force-new-cluster is not yet supported: a swarm that lost its quorum "
-                         "cannot be recovered yet");
-    if (rc == 0)
+        rc = force_new_cluster(opts, node_id, err);
+    else if (rc == 0)
         rc = daemon__create_state(opts, node_id, err);
     if (rc < 0)
         return rc;

@@ -896,3 +896,77 @@ int store_raft_exists(struct store *s, bool *out, struct swm_err *err)
     mdb_txn_abort(txn);
     return rc;
 }
+
+/* The membership in effect: the last CONF entry, else the snapshot's. */
+static int current_conf(const struct raft_init_state *init, struct raft_configuration *out)
+{
+    for (size_t i = init->n_entries; i-- > 0;) {
+        const struct raft_entry *e = &init->entries[i];
+        if (e->type == RAFT_ENTRY_CONF)
+            return raft_configuration_decode(e->data, e->len, out, NULL);
+    }
+    return raft_configuration_copy(out, &init->snapshot.conf);
+}
+
+/* self alone as voter; every other member joins the removed set, so that
+ * none of them can come back under its old id. */
+static int forced_conf(const struct raft_configuration *cur, uint64_t self,
+                       struct raft_configuration *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->servers = swm_calloc(1, sizeof(*out->servers));
+    out->removed = swm_calloc(cur->n_removed + cur->n_servers + 1, sizeof(*out->removed));
+    if (out->servers == NULL || out->removed == NULL) {
+        raft_configuration_free(out);
+        return -ENOMEM;
+    }
+    out->servers[0] = (struct raft_server){.id = self, .role = RAFT_VOTER};
+    out->n_servers = 1;
+    for (size_t i = 0; i < cur->n_removed; i++)
+        out->removed[out->n_removed++] = cur->removed[i];
+    for (size_t i = 0; i < cur->n_servers; i++)
+        if (cur->servers[i].id != self)
+            out->removed[out->n_removed++] = cur->servers[i].id;
+    return 0;
+}
+
+int store_raft_force_new_cluster(struct store *s, uint64_t self, struct swm_err *err)
+{
+    struct raft_init_state init;
+    struct raft_configuration cur = {0}, conf = {0};
+    struct swm_buf buf = {0};
+    int rc = store_raft_load(s, &init, err);
+    if (rc < 0)
+        return swm_err_wrap(err, rc, "forcing a new cluster");
+    const struct raft_entry *last = init.n_entries > 0 ? &init.entries[init.n_entries - 1] : NULL;
+    uint64_t last_index = last != NULL ? last->index : init.snapshot.index;
+    uint64_t last_term = last != NULL ? last->term : init.snapshot.term;
+    struct raft_hard_state hs = init.hard_state;
+    if (last_index == 0)
+        rc = swm_err_set(err, SWM_ENOTFOUND, "forcing a new cluster: this node holds no raft log");
+    else if ((rc = current_conf(&init, &cur)) < 0 || (rc = forced_conf(&cur, self, &conf)) < 0 ||
+             (rc = raft_configuration_encode(&conf, &buf)) < 0)
+        swm_err_set(err, rc, "forcing a new cluster: %s",
+                    rc == -ENOMEM ? "out of memory" : "the membership does not decode");
+    store_raft_init_free(&init);
+    raft_configuration_free(&cur);
+    raft_configuration_free(&conf);
+    MDB_txn *txn = NULL;
+    if (rc == 0 && (rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        rc = store__mdb_fail(err, rc, "forcing a new cluster");
+    if (hs.term < last_term)
+        hs.term = last_term;
+    struct raft_entry e = {.term = hs.term,
+                           .index = last_index + 1,
+                           .type = RAFT_ENTRY_CONF,
+                           .data = buf.data,
+                           .len = buf.len};
+    if (rc == 0 && (rc = put_entry(s, txn, &e, err)) == 0)
+        rc = put_hard_state(s, txn, &hs, err);
+    if (txn != NULL && rc < 0)
+        mdb_txn_abort(txn);
+    else if (txn != NULL && (rc = mdb_txn_commit(txn)) != 0)
+        rc = store__mdb_fail(err, rc, "forcing a new cluster");
+    swm_buf_free(&buf);
+    return rc;
+}

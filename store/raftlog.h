@@ -122,4 +122,12 @@ int store_raft_bootstrap(struct store *s, const struct raft_configuration *conf,
  * or log entries). Returns 0 or a storage error with err set. */
 int store_raft_exists(struct store *s, bool *out, struct swm_err *err);
 
+/* `swarmc init --force-new-cluster` on a manager whose swarm lost its
+ * quorum: appends a membership entry with member `self` as the only voter
+ * (every other member moves to the removed set, so none comes back under
+ * its old id). At its next start the node is the lone voter, leads, and
+ * commits its whole log, keeping every object. Returns 0, SWM_ENOTFOUND
+ * (no raft log), SWM_ECORRUPT, -ENOMEM or a storage error, with err. */
+int store_raft_force_new_cluster(struct store *s, uint64_t self, struct swm_err *err);
+
 #endif

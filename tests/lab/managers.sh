@@ -4,7 +4,10 @@
 # commands to the leader; kill -9 of the leader: another manager leads
 # within seconds, nothing acknowledged is lost, the worker finds the new
 # leader, the dead leader's tasks are rescheduled; the old leader comes back
-# as a follower and catches up.
+# as a follower and catches up; a follower partitioned away refuses writes
+# while the majority goes on, and catches up once healed; two of three
+# managers lost: no leader, then `init --force-new-cluster` on the survivor
+# keeps every service and takes new managers.
 . "$(dirname "$0")/lib.sh"
 
 lab_create 4
@@ -87,4 +90,42 @@ lab_wait_for 30 "h1 ready" ready "$new" 4
 [ "$(leader_host 1 2 3)" = "$new" ] || lab_fail "the leader changed when h1 came back"
 caught_up() { lab_sw "$new" node ls | grep -w h1 | grep -qw Reachable; }
 lab_wait_for 30 "h1 reachable" caught_up
+lab_log "partition a follower away: the majority writes, the minority refuses"
+f=1
+[ "$new" = 1 ] && f=2
+o=$((6 - new - f)) # the third manager
+lab_isolate "$f"
+minority_refuses() {
+    local out
+    out=$(lab_sw "$f" service create --detach --name minority --replicas 0 busybox sleep 1 2>&1) &&
+        return 1
+    echo "$out" | grep -qE "does not have a leader|cannot reach the leader"
+}
+lab_wait_for 30 "the isolated h$f refusing writes" minority_refuses
+lab_sw "$o" service create --detach --name majority --replicas 0 busybox sleep 1 >/dev/null ||
+    lab_fail "the majority refused a write"
+lab_heal_all
+synced() { lab_sw "$f" service inspect majority >/dev/null 2>&1; }
+lab_wait_for 30 "h$f sees the majority's write" synced
+! lab_sw "$new" service inspect minority >/dev/null 2>&1 || lab_fail "the minority's write landed"
+
+lab_log "lose two of three managers: no leader"
+survivor=$new
+for i in 1 2 3; do [ "$i" = "$survivor" ] || lab_kill "$i"; done
+no_leader() { lab_sw "$survivor" service ls 2>&1 | grep -qF "The swarm does not have a leader"; }
+lab_wait_for 30 "the survivor reports no leader" no_leader
+
+lab_log "init --force-new-cluster on the survivor"
+lab_kill "$survivor" TERM
+lab_sw "$survivor" init --force-new-cluster >/dev/null || lab_fail "init --force-new-cluster"
+for s in web s1 s2 s3 s4 s5 after majority; do
+    lab_sw "$survivor" service inspect "$s" >/dev/null || lab_fail "service $s lost"
+done
+lab_sw "$survivor" service create --detach --name forced --replicas 0 busybox sleep 1 \
+    >/dev/null || lab_fail "the forced cluster does not take writes"
+lab_sw "$survivor" node ls | grep '\*' | grep -qw Leader || lab_fail "the survivor does not lead"
+lab_sw 4 leave >/dev/null || lab_fail "h4 leave"
+lab_join 4 "$survivor" manager
+lab_wait_for 30 "the new manager h4 reachable" \
+    sh -c "'$SWARMC' --data-dir '$(lab_data_dir "$survivor")' --run-dir '$(lab_run_dir "$survivor")' node ls 2>/dev/null | grep -w h4 | grep -q Reachable"
 lab_log "ok"
