@@ -489,6 +489,39 @@ static void bootstrap_writes_founding_entries(void **state)
     proto_free(first);
 }
 
+/* --force-new-cluster: the survivor becomes the only voter, the others are
+ * removed for good, and nothing already in the log is dropped. */
+static void force_new_cluster_keeps_log(void **state)
+{
+    struct store_fx *fx = *state;
+    struct swm_err err = {0};
+    assert_int_equal(store_raft_force_new_cluster(fx->s, 1, &err), SWM_ENOTFOUND);
+    struct raft_server voters[3] = {{1, RAFT_VOTER}, {2, RAFT_VOTER}, {3, RAFT_VOTER}};
+    struct raft_configuration conf = {.servers = voters, .n_servers = 3};
+    Swarmc__StoreEntry *first = fixture_entry1(CREATE, fixture_node("n1", 0));
+    assert_int_equal(store_raft_bootstrap(fx->s, &conf, first, &err), 0);
+    proto_free(first);
+    struct raft_entry more[2];
+    mk_nodes(more, 3, 2, 4); /* uncommitted entries of term 4 */
+    append(fx->s, more, 2, 4, 2);
+    free_entries(more, 2);
+    assert_int_equal(store_raft_force_new_cluster(fx->s, 2, &err), 0);
+    reopen(fx);
+    struct raft_init_state in = load_ok(fx->s);
+    assert_int_equal(in.n_entries, 5);
+    const struct raft_entry *last = &in.entries[4];
+    assert_true(last->index == 5 && last->term == 4 && last->type == RAFT_ENTRY_CONF);
+    assert_true(in.hard_state.term == 4 && in.hard_state.commit == 2);
+    struct raft_configuration got;
+    assert_int_equal(raft_configuration_decode(last->data, last->len, &got, NULL), 0);
+    assert_int_equal(got.n_servers, 1);
+    assert_true(got.servers[0].id == 2 && got.servers[0].role == RAFT_VOTER);
+    assert_true(raft_configuration_is_removed(&got, 1) && raft_configuration_is_removed(&got, 3));
+    assert_false(raft_configuration_is_removed(&got, 2));
+    raft_configuration_free(&got);
+    store_raft_init_free(&in);
+}
+
 static void bootstrap_refuses_first_entry_over_applied_state(void **state)
 {
     struct store_fx *fx = *state;
@@ -1071,6 +1104,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(damaged_snapshot_is_refused, fixture_store_setup,
                                         fixture_store_teardown),
         cmocka_unit_test_setup_teardown(snapshot_install, fixture_store_setup,
+                                        fixture_store_teardown),
+        cmocka_unit_test_setup_teardown(force_new_cluster_keeps_log, fixture_store_setup,
                                         fixture_store_teardown),
         cmocka_unit_test_setup_teardown(allocation_failures, fixture_store_setup,
                                         fixture_store_teardown),
