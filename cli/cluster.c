@@ -238,25 +238,13 @@ static int wait_daemon_gone(struct cli_ctx *ctx, struct swm_err *err)
 
 int cli_cluster_leave(struct cli_ctx *ctx, const struct cli_args *args, struct swm_err *err)
 {
-    bool force = cli_args_bool(args, "force");
+    /* The daemon refuses a manager without --force, saying what it costs. */
     Swarmc__ControlResponse *resp = NULL;
-    int rc = get_info(ctx, &resp, err);
-    if (rc < 0)
-        return rc;
-    bool manager = resp->info->is_manager;
-    proto_free(resp);
-    resp = NULL;
-    if (manager && !force)
-        return swm_err_set(err, SWM_EINUSE,
-                           "Error response from daemon: You are attempting to leave the swarm on "
-                           "a node that is participating as a manager. Removing the last manager "
-                           "erases all current state of the swarm. Use `--force` to ignore this "
-                           "message.");
     Swarmc__LeaveRequest leave = SWARMC__LEAVE_REQUEST__INIT;
     leave.has_force = 1;
-    leave.force = force;
+    leave.force = cli_args_bool(args, "force");
     CLI_REQUEST(req, leave, LEAVE, &leave);
-    rc = cli_rpc(ctx, &req, &resp, err);
+    int rc = cli_rpc(ctx, &req, &resp, err);
     if (rc < 0)
         return rc;
     proto_free(resp);

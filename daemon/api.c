@@ -139,14 +139,47 @@ static void reply_error(struct api_conn *conn, int code, const char *msg)
     reply(conn, controlapi_error_response(code, msg));
 }
 
+/* The managers this node's store knows of. */
+static size_t count_managers(struct node_daemon *nd)
+{
+    struct store_read *r = NULL;
+    Swarmc__Node **nodes = NULL;
+    size_t n = 0, managers = 0;
+    if (store_read_begin(nd->store, &r, NULL) < 0 || store_list_nodes(r, &nodes, &n) < 0)
+        n = 0;
+    store_read_end(r);
+    for (size_t i = 0; i < n; i++)
+        managers += nodes[i]->role == SWARMC__NODE_ROLE__NODE_ROLE_MANAGER;
+    store_free_list(nodes, n);
+    return managers;
+}
+
+/* A manager leaves only with --force, told what it costs (Docker's words). */
+static void refuse_manager_leave(struct api_conn *conn)
+{
+    size_t managers = count_managers(conn->nd);
+    char msg[640];
+    if (managers <= 1)
+        snprintf(msg, sizeof(msg),
+                 "You are attempting to leave the swarm on a node that is participating as a "
+                 "manager. Removing the last manager erases all current state of the swarm. Use "
+                 "`--force` to ignore this message.");
+    else
+        snprintf(msg, sizeof(msg),
+                 "You are attempting to leave the swarm on a node that is participating as a "
+                 "manager. Removing this node leaves %zu managers out of %zu. Without a Raft "
+                 "quorum your swarm will be inaccessible. The only way to restore a swarm that "
+                 "has lost consensus is to reinitialize it with `--force-new-cluster`. Use "
+                 "`--force` to suppress this message.",
+                 managers - 1, managers);
+    reply_error(conn, -EPERM, msg);
+}
+
 static void handle_leave(struct api_conn *conn, const Swarmc__LeaveRequest *req)
 {
     struct node_daemon *nd = conn->nd;
     if (!req->force && !nd->worker) {
-        reply_error(conn, -EPERM,
-                    "You are attempting to leave the swarm on a node that is participating as a "
-                    "manager. Removing the last manager erases all current state of the swarm. "
-                    "Use `--force` to ignore this message.");
+        refuse_manager_leave(conn);
         return;
     }
     daemon__api_conn_ref(conn);

@@ -46,6 +46,9 @@ lab_sw 3 node ls | grep '\*' | grep -qw h3 || lab_fail "node ls on h3 does not m
 [ "$(lab_sw 3 info --format json | jq -r .node_id)" = "$(cat "$(lab_data_dir 3)/node_id")" ] ||
     lab_fail "info on h3 names another node"
 
+out=$(lab_sw 2 leave 2>&1) && lab_fail "leave without --force on a manager succeeded"
+echo "$out" | grep -qF "Removing this node leaves 2 managers out of 3" || lab_fail "leave on h2: $out"
+
 lab_log "services on the leader, replicated to every manager"
 lab_sw 1 service create --name web --replicas 8 --stop-grace-period 1s busybox sleep 100000 \
     >/dev/null || lab_fail "service create web"

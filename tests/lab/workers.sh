@@ -68,15 +68,15 @@ lab_sw 2 info >/dev/null || lab_fail "info on a worker failed"
 lab_log "9 replicas spread over the 3 active nodes"
 lab_sw 1 service create --name web --replicas 9 --stop-grace-period 1s busybox sleep 100000 \
     >/dev/null || lab_fail "service create"
-# Prints "h1=N h2=N ..." for the running tasks of web.
+# Prints "h1=N h2=N ..." for the running tasks of service $1 (web).
 spread() {
     local id
-    lab_sw 1 service ps --format json web |
+    lab_sw 1 service ps --format json "${1:-web}" |
         jq -r 'select(.desired_state == "TASK_STATE_RUNNING" and .status.state == "TASK_STATE_RUNNING") | .node_id' |
         while read -r id; do echo "${HOST_OF[$id]:-?}"; done | sort | uniq -c |
         awk '{ printf "%s%s=%s", sep, $2, $1; sep = " " }'
 }
-running_on() { [ "$(spread)" = "$1" ]; }
+running_on() { [ "$(spread "${2:-web}")" = "$1" ]; }
 # All 9 running, none on host $1 (nor on the drained h4).
 running_off() {
     local s
@@ -94,9 +94,15 @@ containers() {
 [ "$(containers 2)" = 3 ] || lab_fail "host 2 runs $(containers 2) containers, not 3"
 [ "$(containers 4)" = 0 ] || lab_fail "the drained host 4 runs containers"
 
+lab_log "a global service: one task on every active node"
+lab_sw 1 service create --mode global --name g --stop-grace-period 1s busybox sleep 100000 \
+    >/dev/null || lab_fail "service create --mode global"
+lab_wait_for 60 "g on h1 h2 h3" running_on "h1=1 h2=1 h3=1" g
+
 lab_log "drain h3: its tasks move to h1 and h2"
 lab_sw 1 node update --availability drain h3 >/dev/null || lab_fail "node update drain"
 lab_wait_for 60 "the tasks off h3" running_off h3
+lab_wait_for 30 "g off the drained h3" running_on "h1=1 h2=1" g
 no_containers() { [ "$(containers "$1")" = 0 ]; }
 lab_wait_for 30 "h3's containers stopped" no_containers 3
 lab_sw 1 node update --availability active h3 >/dev/null || lab_fail "node update active"
@@ -107,10 +113,12 @@ down() { lab_sw 1 node ls | grep -w h2 | grep -qw Down; }
 lab_wait_for 30 "h2 down" down
 lab_wait_for 60 "9 tasks running off h2" running_off h2
 
-lab_log "h2 comes back: READY, and its stale containers are stopped"
+lab_log "h2 comes back: READY, its stale containers stopped, the global task back"
 lab_restart 2
 lab_wait_for 30 "h2 ready" ready 4
-lab_wait_for 60 "h2's stale containers stopped" no_containers 2
+one_container() { [ "$(containers "$1")" = 1 ]; }
+lab_wait_for 60 "h2 running only the global task" one_container 2
+lab_wait_for 30 "g back on h2" running_on "h1=1 h2=1 h3=1" g
 lab_wait_for 30 "still 9 running" running_off h2
 
 lab_log "garbage and oversized frames on the cluster port"

@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,28 @@ static void handler(void *arg, const Swarmc__ControlRequest *req, struct fake_ou
         break;
     case SWARMC__CONTROL_REQUEST__OP_INFO:
         resp.info = &w.info;
+        break;
+    case SWARMC__CONTROL_REQUEST__OP_LEAVE:
+        /* A manager refuses to leave without --force (the daemon words it). */
+        if (!req->leave->force) {
+            fake_reply_error(raw, -EPERM,
+                             "You are attempting to leave the swarm on a node that is "
+                             "participating as a manager. Removing the last manager erases all "
+                             "current state of the swarm. Use `--force` to ignore this message.");
+            return;
+        }
+        break;
+    case SWARMC__CONTROL_REQUEST__OP_REMOVE_NODE:
+        if (strcmp(req->remove_node->ref, "busy") == 0) {
+            fake_reply_error(raw, SWM_EINUSE,
+                             "rpc error: code = FailedPrecondition desc = node busy is not down "
+                             "and can't be removed");
+            return;
+        }
+        if (strcmp(req->remove_node->ref, "missing") == 0) {
+            fake_reply_error(raw, SWM_ENOTFOUND, "node missing not found");
+            return;
+        }
         break;
     case SWARMC__CONTROL_REQUEST__OP_SERVICE_LOGS: {
         Swarmc__LogLine line = SWARMC__LOG_LINE__INIT;
@@ -537,6 +560,63 @@ static void node_commands(void **state)
     assert_non_null(strstr(r.out, "Hostname:\t\tnode1\n"));
 }
 
+static void node_rm_removes_each_node(void **state)
+{
+    struct run r = RUN("node", "rm", "a", "b");
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "a\nb\n");
+    assert_string_equal(r.err, "");
+    assert_int_equal(fake_daemon_n_requests(daemon_), 2);
+    for (size_t i = 0; i < 2; i++) {
+        const Swarmc__ControlRequest *req = request(i);
+        assert_int_equal(req->op_case, SWARMC__CONTROL_REQUEST__OP_REMOVE_NODE);
+        assert_string_equal(req->remove_node->ref, i == 0 ? "a" : "b");
+        assert_false(req->remove_node->force);
+    }
+    r = RUN("node", "rm", "-f", "x");
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "x\n");
+    assert_int_equal(fake_daemon_n_requests(daemon_), 3);
+    const Swarmc__RemoveNodeRequest *rm = request(2)->remove_node;
+    assert_non_null(rm);
+    assert_string_equal(rm->ref, "x");
+    assert_true(rm->has_force && rm->force);
+    r = RUN("node", "remove", "--force", "y");
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "y\n");
+    rm = request(3)->remove_node;
+    assert_non_null(rm);
+    assert_true(rm->force);
+}
+
+static void node_rm_goes_on_after_a_failure(void **state)
+{
+    struct run r = RUN("node", "rm", "busy", "a", "missing");
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.out, "a\n");
+    assert_string_equal(r.err, "Error response from daemon: rpc error: code = FailedPrecondition "
+                               "desc = node busy is not down and can't be removed\n"
+                               "Error response from daemon: node missing not found\n");
+    assert_int_equal(fake_daemon_n_requests(daemon_), 3);
+    r = RUN("node", "rm", "missing");
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.out, "");
+    assert_string_equal(r.err, "Error response from daemon: node missing not found\n");
+}
+
+static void node_rm_needs_a_node(void **state)
+{
+    struct run r = RUN("node", "rm");
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.out, "");
+    assert_non_null(strstr(r.err, "\"swarmc node rm\" requires at least 1 argument.\n"
+                                  "See 'swarmc node rm --help'.\n"));
+    r = RUN("node", "rm", "--frobnicate", "a");
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "unknown flag: --frobnicate\n"));
+    assert_int_equal(fake_daemon_n_requests(daemon_), 0);
+}
+
 static void cluster_commands(void **state)
 {
     struct run r = RUN("init", "--advertise-addr", "10.0.0.1", "--dispatcher-heartbeat", "2s",
@@ -613,6 +693,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(rm_goes_on_after_a_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(logs_prefix_each_line, setup, teardown),
         cmocka_unit_test_setup_teardown(node_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(node_rm_removes_each_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(node_rm_goes_on_after_a_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(node_rm_needs_a_node, setup, teardown),
         cmocka_unit_test_setup_teardown(cluster_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(daemon_not_running, setup, teardown),
         cmocka_unit_test_setup_teardown(image_commands, setup, teardown),

@@ -1,4 +1,5 @@
 /* manager/controlapi/nodes.c: node requests and cluster info. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,11 +7,13 @@
 
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "common/alloc.h"
+#include "manager/ca/ca.h"
 
 static int setup(void **state)
 {
@@ -190,6 +193,254 @@ static void test_unknown_request_is_not_handled(void **state)
     assert_int_equal(controlapi_handle(f->api, &req, NULL, NULL), SWM_ENOTSUP);
 }
 
+/* ------------------------------------------------------------ node rm -- */
+
+#define DOWN SWARMC__NODE_STATE__NODE_STATE_DOWN
+#define WORKER_ROLE SWARMC__NODE_ROLE__NODE_ROLE_WORKER
+#define MANAGER_ROLE SWARMC__NODE_ROLE__NODE_ROLE_MANAGER
+#define CFX_NODE3 "n000000000000000000000003"
+#define REFUSED "rpc error: code = FailedPrecondition desc = node "
+
+struct rm_reply {
+    int calls;
+    Swarmc__ControlResponse *resp;
+};
+
+static void on_rm_reply(void *arg, Swarmc__ControlResponse *resp)
+{
+    struct rm_reply *r = arg;
+    r->calls++;
+    proto_free(r->resp);
+    r->resp = resp;
+}
+
+static bool rm_replied(void *arg)
+{
+    return ((struct rm_reply *)arg)->calls > 0;
+}
+
+/* Sends RemoveNode and runs the loop until the reply, without afx_call's
+ * barrier, so that the store's applied index tells how many entries the
+ * removal wrote; *written is set to that number. */
+static Swarmc__ControlResponse *remove_node(struct afx *f, const char *ref, bool force,
+                                            uint64_t *written)
+{
+    Swarmc__RemoveNodeRequest rm = SWARMC__REMOVE_NODE_REQUEST__INIT;
+    rm.ref = (char *)ref;
+    rm.has_force = 1;
+    rm.force = force;
+    Swarmc__ControlRequest req = SWARMC__CONTROL_REQUEST__INIT;
+    req.op_case = SWARMC__CONTROL_REQUEST__OP_REMOVE_NODE;
+    req.remove_node = &rm;
+    struct rm_reply r = {0};
+    uint64_t before = store_applied_index(f->c.s);
+    assert_int_equal(controlapi_handle(f->api, &req, on_rm_reply, &r), 0);
+    cfx_run_until(&f->c, rm_replied, &r, "a remove-node reply");
+    *written = store_applied_index(f->c.s) - before;
+    /* Exactly one reply, even once the write is long done. */
+    cfx_barrier(&f->c);
+    assert_int_equal(r.calls, 1);
+    assert_non_null(r.resp);
+    assert_true(r.resp->has_last && r.resp->last);
+    return r.resp;
+}
+
+static void expect_removed(struct afx *f, const char *ref, bool force)
+{
+    uint64_t written = 0;
+    Swarmc__ControlResponse *resp = remove_node(f, ref, force, &written);
+    if (resp->code != 0)
+        fail_msg("removing %s failed: %s", ref, resp->error);
+    proto_free(resp);
+    /* The node and the cluster's CA are written in one entry. */
+    assert_int_equal(written, 1);
+}
+
+static void expect_refused(struct afx *f, const char *ref, bool force, int code, const char *msg)
+{
+    uint64_t written = 99;
+    afx_expect_error(remove_node(f, ref, force, &written), code, msg);
+    assert_int_equal(written, 0);
+}
+
+static Swarmc__Cluster *stored_cluster(struct afx *f)
+{
+    struct store_read *r = NULL;
+    Swarmc__Cluster *c = NULL;
+    assert_int_equal(store_read_begin(f->c.s, &r, NULL), 0);
+    assert_int_equal(store_get_cluster(r, &c), 0);
+    store_read_end(r);
+    return c;
+}
+
+/* Gives the fixture's cluster a CA, as `swarmc init` does, through the log. */
+static void install_ca(struct afx *f)
+{
+    Swarmc__Cluster *c = stored_cluster(f);
+    assert_null(c->root_ca);
+    assert_int_equal(casvc_root_create(&c->root_ca, NULL), 0);
+    assert_int_equal(cfx_write1(&f->c, UPDATE, c), 0);
+}
+
+static void set_node(struct afx *f, const char *id, Swarmc__NodeState state, Swarmc__NodeRole role)
+{
+    Swarmc__Node *n = cfx_node(&f->c, id);
+    assert_non_null(n);
+    obj_node_state(n, state);
+    obj_node_role(n, role);
+    assert_int_equal(cfx_write1(&f->c, UPDATE, n), 0);
+}
+
+static void add_node(struct afx *f, const char *id, const char *hostname, Swarmc__NodeState state,
+                     Swarmc__NodeRole role)
+{
+    Swarmc__Node *n = obj_node(id, OBJ_CPU, 1024 * OBJ_MIB);
+    obj_node_hostname(n, hostname);
+    obj_node_state(n, state);
+    obj_node_role(n, role);
+    assert_int_equal(cfx_write1(&f->c, CREATE, n), 0);
+}
+
+static void expect_revoked(const Swarmc__Cluster *c, size_t n, const char *const *ids)
+{
+    assert_non_null(c->root_ca);
+    assert_int_equal(c->root_ca->n_revoked_nodes, n);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(c->root_ca->revoked_nodes[i], ids[i]);
+}
+
+static void test_remove_down_worker_revokes_it(void **state)
+{
+    struct afx *f = *state;
+    install_ca(f);
+    add_node(f, CFX_NODE3, "node-3", DOWN, WORKER_ROLE);
+    set_node(f, CFX_NODE2, DOWN, WORKER_ROLE);
+    Swarmc__Cluster *before = stored_cluster(f);
+    assert_int_equal(before->root_ca->n_revoked_nodes, 0);
+
+    expect_removed(f, CFX_NODE2, false);
+    assert_null(cfx_node(&f->c, CFX_NODE2));
+    Swarmc__Cluster *after = stored_cluster(f);
+    expect_revoked(after, 1, (const char *const[]){CFX_NODE2});
+    /* The cluster went through the log; the CA kept its keys and tokens. */
+    assert_true(after->meta->version > before->meta->version);
+    assert_string_equal(after->id, CFX_CLUSTER);
+    assert_int_equal(after->root_ca->private_key.len, CA_SECKEY_LEN);
+    assert_memory_equal(after->root_ca->private_key.data, before->root_ca->private_key.data,
+                        CA_SECKEY_LEN);
+    assert_memory_equal(after->root_ca->public_key.data, before->root_ca->public_key.data,
+                        before->root_ca->public_key.len);
+    assert_string_equal(after->root_ca->worker_token, before->root_ca->worker_token);
+    assert_string_equal(after->root_ca->manager_token, before->root_ca->manager_token);
+    assert_int_equal(casvc_root_check(after->root_ca, NULL, NULL), 0);
+    /* The other nodes are untouched. */
+    Swarmc__Node *self = cfx_node(&f->c, CFX_NODE);
+    Swarmc__Node *other = cfx_node(&f->c, CFX_NODE3);
+    assert_non_null(self);
+    assert_non_null(other);
+    proto_free(self);
+    proto_free(other);
+
+    /* A second removal appends to the list. */
+    expect_removed(f, "node-3", false);
+    assert_null(cfx_node(&f->c, CFX_NODE3));
+    Swarmc__Cluster *last = stored_cluster(f);
+    expect_revoked(last, 2, (const char *const[]){CFX_NODE2, CFX_NODE3});
+    assert_true(last->meta->version > after->meta->version);
+    proto_free(before);
+    proto_free(after);
+    proto_free(last);
+}
+
+static void test_remove_node_without_ca(void **state)
+{
+    struct afx *f = *state;
+    set_node(f, CFX_NODE2, DOWN, WORKER_ROLE);
+    Swarmc__Cluster *before = stored_cluster(f);
+    assert_null(before->root_ca);
+    expect_removed(f, "node-2", false);
+    assert_null(cfx_node(&f->c, CFX_NODE2));
+    Swarmc__Cluster *after = stored_cluster(f);
+    /* Nothing to revoke: the cluster stays without a CA. */
+    assert_null(after->root_ca);
+    assert_string_equal(after->id, CFX_CLUSTER);
+    proto_free(before);
+    proto_free(after);
+}
+
+static void test_remove_ready_worker_needs_force(void **state)
+{
+    struct afx *f = *state;
+    install_ca(f);
+    Swarmc__Cluster *before = stored_cluster(f);
+    expect_refused(f, "node-2", false, SWM_EINUSE,
+                   REFUSED CFX_NODE2 " is not down and can't be removed");
+    Swarmc__Node *still = cfx_node(&f->c, CFX_NODE2);
+    assert_non_null(still);
+    proto_free(still);
+    Swarmc__Cluster *same = stored_cluster(f);
+    assert_int_equal(same->root_ca->n_revoked_nodes, 0);
+    /* A node with no status is not known to be down either. */
+    Swarmc__Node *n = cfx_node(&f->c, CFX_NODE2);
+    proto_free(n->status);
+    n->status = NULL;
+    assert_int_equal(cfx_write1(&f->c, UPDATE, n), 0);
+    expect_refused(f, CFX_NODE2, false, SWM_EINUSE,
+                   REFUSED CFX_NODE2 " is not down and can't be removed");
+
+    expect_removed(f, "node-2", true);
+    assert_null(cfx_node(&f->c, CFX_NODE2));
+    Swarmc__Cluster *after = stored_cluster(f);
+    expect_revoked(after, 1, (const char *const[]){CFX_NODE2});
+    assert_true(after->meta->version > before->meta->version);
+    proto_free(before);
+    proto_free(same);
+    proto_free(after);
+}
+
+static void test_remove_manager_is_refused(void **state)
+{
+    struct afx *f = *state;
+    install_ca(f);
+    const char *msg = REFUSED CFX_NODE " is a cluster manager and is a member of the raft "
+                                       "cluster. It must be demoted to worker before removal";
+    expect_refused(f, "self", false, SWM_EINUSE, msg);
+    expect_refused(f, "node-1", true, SWM_EINUSE, msg);
+    /* Even down. */
+    add_node(f, CFX_NODE3, "node-3", DOWN, MANAGER_ROLE);
+    expect_refused(f, "node-3", true, SWM_EINUSE,
+                   REFUSED CFX_NODE3 " is a cluster manager and is a member of the raft "
+                                     "cluster. It must be demoted to worker before removal");
+    Swarmc__Node *self = cfx_node(&f->c, CFX_NODE);
+    Swarmc__Node *other = cfx_node(&f->c, CFX_NODE3);
+    assert_non_null(self);
+    assert_non_null(other);
+    proto_free(self);
+    proto_free(other);
+    Swarmc__Cluster *c = stored_cluster(f);
+    assert_int_equal(c->root_ca->n_revoked_nodes, 0);
+    proto_free(c);
+}
+
+static void test_remove_unknown_or_removed_node(void **state)
+{
+    struct afx *f = *state;
+    install_ca(f);
+    expect_refused(f, "node-9", true, SWM_ENOTFOUND, "node node-9 not found");
+    expect_refused(f, "", true, -EINVAL, "a node name or id is required");
+    /* Both ids start with "n0". */
+    expect_refused(f, "n0", true, SWM_ENOTFOUND, "node n0 is ambiguous (2 matches found)");
+
+    set_node(f, CFX_NODE2, DOWN, WORKER_ROLE);
+    expect_removed(f, "node-2", false);
+    expect_refused(f, "node-2", false, SWM_ENOTFOUND, "node node-2 not found");
+    expect_refused(f, CFX_NODE2, true, SWM_ENOTFOUND, "node " CFX_NODE2 " not found");
+    /* Revoked once. */
+    Swarmc__Cluster *c = stored_cluster(f);
+    expect_revoked(c, 1, (const char *const[]){CFX_NODE2});
+    proto_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +449,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_update_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_info_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_request_is_not_handled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_down_worker_revokes_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_node_without_ca, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_ready_worker_needs_force, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_manager_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_unknown_or_removed_node, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
