@@ -84,7 +84,8 @@ static int load_identity(struct node_daemon *nd, struct swm_err *err)
     nd->has_identity = true;
     nd->worker = nd->identity.cert.role == CA_ROLE_WORKER;
     if (swm_now_ns() >= nd->identity.cert.not_after)
-        swm_log_warn("daemon: this node's certificate expired; renewal is not implemented yet");
+        swm_log_warn("daemon: this node's certificate expired (it was not renewed in time): "
+                     "other nodes refuse it; leave the swarm and join again");
     return 0;
 }
 
@@ -111,6 +112,8 @@ static void shutdown_components(struct node_daemon *nd)
     nd->api = NULL;
     daemon__session_close(nd->session);
     nd->session = NULL;
+    daemon__renewal_close(nd->renewal);
+    nd->renewal = NULL;
     /* The log first: pending proposals fail while their owners still live. */
     daemon__managers_close(nd);
     daemon__serve_close(nd->server);
@@ -246,6 +249,8 @@ static int open_node_components(struct node_daemon *nd, struct swm_err *err)
     int rc = open_agent(nd, err);
     if (rc == 0)
         rc = daemon__session_open(nd, &nd->session, err);
+    if (rc == 0 && nd->has_identity)
+        rc = daemon__renewal_open(nd, &nd->renewal, err);
     if (rc == 0)
         rc = open_api(nd, err);
     if (rc == 0)

@@ -44,6 +44,7 @@ struct node_daemon {
     /* Both: */
     struct agent *agent;
     struct agent_session *session; /* the agent's, to the leader's dispatcher */
+    struct cert_renewal *renewal;
     struct api_server *api;
     uv_signal_t sigterm, sigint;
     int leaving; /* `leave` in progress: wipe state once stopped */
@@ -116,6 +117,19 @@ int daemon__serve_lead(struct cluster_server *srv, struct swm_err *err);
 void daemon__serve_follow(struct cluster_server *srv);
 void daemon__serve_close(struct cluster_server *srv);
 struct chan_port *daemon__serve_port(struct cluster_server *srv);
+
+/* The index-th (modulo their count) of the managers this node knows: a
+ * worker's node.conf, a manager's store. Returns 0 or -ENOENT. */
+int daemon__manager_addrs(struct node_daemon *nd, size_t index, char out[SWM_ADDR_STRLEN]);
+
+/* Renews the node's certificate at a random 50-80% of its life
+ * (daemon/renew.c); the new one is saved and used for new connections. */
+struct cert_renewal;
+int daemon__renewal_open(struct node_daemon *nd, struct cert_renewal **out, struct swm_err *err);
+void daemon__renewal_close(struct cert_renewal *r);
+
+/* The node's certificate was renewed: new connections use it. */
+void daemon__serve_identity_changed(struct cluster_server *srv);
 
 /* The agent's session with the leader's dispatcher (daemon/session.c). */
 int daemon__session_open(struct node_daemon *nd, struct agent_session **out, struct swm_err *err);

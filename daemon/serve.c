@@ -357,6 +357,44 @@ static void on_control(struct chan_conn *conn, const struct ca_cert *peer, void 
                                       .data = control_data, .closed = control_closed, .arg = cp});
 }
 
+/* ------------------------------------------------ certificate renewal -- */
+
+/* Any message asks for a renewed certificate; the answer is its 208-byte
+ * encoding (or a REJECT-like close: the node retries later). */
+static void ca_data(struct chan_conn *conn, const uint8_t *data, size_t len, void *arg)
+{
+    struct cluster_server *srv = arg;
+    const struct ca_cert *peer = chan_peer_cert(chan_conn_channel(conn));
+    struct ca_cert cert;
+    struct swm_err err = {0};
+    uint8_t out[CA_CERT_LEN];
+    int rc = peer != NULL
+                 ? manager_renew_certificate(srv->nd->store, peer, swm_now_ns(), &cert, &err)
+                 : swm_err_set(&err, -EPERM, "no verified peer");
+    if (rc == 0) {
+        ca_cert_encode(&cert, out);
+        rc = chan_conn_send(conn, out, sizeof(out), &err);
+    }
+    if (rc == 0)
+        swm_log_info("serve: certificate renewed node=%s role=%s", cert.node_id,
+                     ca_role_name(cert.role));
+    else
+        swm_log_warn("serve: certificate not renewed remote=%s error=\"%s\"",
+                     chan_conn_remote(conn), err.msg);
+    if (rc < 0)
+        chan_conn_close(conn);
+}
+
+static void ca_closed(struct chan_conn *conn, int status, const char *reason, void *arg)
+{
+}
+
+static void on_ca(struct chan_conn *conn, const struct ca_cert *peer, void *arg)
+{
+    chan_conn_set_callbacks(
+        conn, &(struct chan_conn_callbacks){.data = ca_data, .closed = ca_closed, .arg = arg});
+}
+
 /* ------------------------------------------------------------ server -- */
 
 static void on_store_events(void *arg, const struct store_event *events, size_t n)
@@ -407,7 +445,8 @@ int daemon__serve_lead(struct cluster_server *srv, struct swm_err *err)
     if ((rc = chan_port_offer(srv->port, CHAN_SERVICE_DISPATCHER, on_agent, CA_ROLES_ANY, srv)) <
             0 ||
         (rc = chan_port_offer(srv->port, CHAN_SERVICE_CONTROL, on_control,
-                              CA_ROLE_BIT(CA_ROLE_MANAGER), srv)) < 0)
+                              CA_ROLE_BIT(CA_ROLE_MANAGER), srv)) < 0 ||
+        (rc = chan_port_offer(srv->port, CHAN_SERVICE_CA, on_ca, CA_ROLES_ANY, srv)) < 0)
         return swm_err_set(err, rc, "offering the leader's services: %s", swm_strerror(rc));
     return 0;
 }
@@ -423,6 +462,7 @@ void daemon__serve_follow(struct cluster_server *srv)
     chan_port_set_join(srv->port, NULL, NULL);
     chan_port_offer(srv->port, CHAN_SERVICE_DISPATCHER, NULL, 0, NULL);
     chan_port_offer(srv->port, CHAN_SERVICE_CONTROL, NULL, 0, NULL);
+    chan_port_offer(srv->port, CHAN_SERVICE_CA, NULL, 0, NULL);
     while (srv->agents != NULL) {
         struct remote_agent *ra = srv->agents;
         agent_detach(ra);
@@ -441,6 +481,13 @@ void daemon__serve_close(struct cluster_server *srv)
     chan_port_close(srv->port);
     ca_revoked_free(&srv->revoked);
     swm_free(srv);
+}
+
+void daemon__serve_identity_changed(struct cluster_server *srv)
+{
+    struct swm_err err = {0};
+    if (srv != NULL && refresh_config(srv, &err) < 0)
+        swm_log_error("serve: the renewed certificate is not in use: %s", err.msg);
 }
 
 struct chan_port *daemon__serve_port(struct cluster_server *srv)

@@ -127,11 +127,8 @@ static int store_managers(struct node_daemon *nd, struct node_conf *out)
     return rc;
 }
 
-/* Picks the next manager to dial into s->manager. Returns 0 or -ENOENT if
- * none is known. */
-static int next_manager(struct agent_session *s)
+int daemon__manager_addrs(struct node_daemon *nd, size_t index, char out[SWM_ADDR_STRLEN])
 {
-    struct node_daemon *nd = s->nd;
     struct node_conf managers = {0};
     const struct node_conf *list = &nd->conf;
     if (!nd->worker) {
@@ -141,9 +138,15 @@ static int next_manager(struct agent_session *s)
     }
     if (list->n_managers == 0)
         return -ENOENT;
-    snprintf(s->manager, sizeof(s->manager), "%s",
-             list->managers[s->next_manager++ % list->n_managers]);
+    snprintf(out, SWM_ADDR_STRLEN, "%s", list->managers[index % list->n_managers]);
     return 0;
+}
+
+/* Picks the next manager to dial into s->manager. Returns 0 or -ENOENT if
+ * none is known. */
+static int next_manager(struct agent_session *s)
+{
+    return daemon__manager_addrs(s->nd, s->next_manager++, s->manager);
 }
 
 static void dial(uv_timer_t *timer)

@@ -58,9 +58,9 @@ static Swarmc__StoreEntry *node_entry(const char *node_id, int role, const char 
     return proto_clone(&entry);
 }
 
-/* Issues the certificate from the cluster object. */
-static int issue(struct store *s, const char *node_id, int role, const uint8_t pk[CA_PUBKEY_LEN],
-                 int64_t now, struct ca_cert *out, struct swm_err *err)
+int manager_issue_certificate(struct store *s, const char *node_id, int role,
+                              const uint8_t pk[CA_PUBKEY_LEN], int64_t now, struct ca_cert *out,
+                              struct swm_err *err)
 {
     struct store_read *r = NULL;
     Swarmc__Cluster *c = NULL;
@@ -81,6 +81,23 @@ static int issue(struct store *s, const char *node_id, int role, const uint8_t p
     return rc;
 }
 
+int manager_renew_certificate(struct store *s, const struct ca_cert *current, int64_t now,
+                              struct ca_cert *out, struct swm_err *err)
+{
+    struct store_read *r = NULL;
+    Swarmc__Node *node = NULL;
+    int rc = store_read_begin(s, &r, err);
+    if (rc == 0 && store_get_node(r, current->node_id, &node) < 0)
+        rc = swm_err_set(err, SWM_ENOTFOUND, "node %s is not part of the swarm", current->node_id);
+    store_read_end(r);
+    int role = node != NULL && node->role == SWARMC__NODE_ROLE__NODE_ROLE_MANAGER ? CA_ROLE_MANAGER
+                                                                                  : CA_ROLE_WORKER;
+    proto_free(node);
+    if (rc == 0)
+        rc = manager_issue_certificate(s, current->node_id, role, current->node_pk, now, out, err);
+    return rc;
+}
+
 int manager_admit_node(struct store *s, struct store_log *log, const uint8_t pk[CA_PUBKEY_LEN],
                        int role, const char *addr, int64_t now, manager_admit_cb cb, void *arg,
                        struct swm_err *err)
@@ -93,7 +110,7 @@ int manager_admit_node(struct store *s, struct store_log *log, const uint8_t pk[
     struct admission *a = swm_calloc(1, sizeof(*a));
     if (a == NULL)
         return swm_err_set(err, -ENOMEM, "out of memory");
-    int rc = issue(s, node_id, role, pk, now, &a->cert, err);
+    int rc = manager_issue_certificate(s, node_id, role, pk, now, &a->cert, err);
     Swarmc__StoreEntry *entry = rc == 0 ? node_entry(node_id, role, addr, now) : NULL;
     if (rc == 0 && entry == NULL)
         rc = swm_err_set(err, -ENOMEM, "out of memory");

@@ -30,4 +30,19 @@ int manager_admit_node(struct store *s, struct store_log *log, const uint8_t pk[
                        int role, const char *addr, int64_t now, manager_admit_cb cb, void *arg,
                        struct swm_err *err);
 
+/* A certificate for node_id with `role` and key pk, signed by the
+ * cluster's root at wall-clock `now` for the cluster's --cert-expiry.
+ * Returns 0, SWM_ENOTFOUND (no cluster), SWM_ECORRUPT (no or a damaged
+ * CA), -EINVAL, with err. */
+int manager_issue_certificate(struct store *s, const char *node_id, int role,
+                              const uint8_t pk[CA_PUBKEY_LEN], int64_t now, struct ca_cert *out,
+                              struct swm_err *err);
+
+/* Renewal (docs/protocol.md "Certificate renewal"): a new certificate for
+ * the node and key of `current` (verified by the channel), with the role
+ * the node holds in the store. Returns 0, SWM_ENOTFOUND (the node was
+ * removed), or the errors of manager_issue_certificate. */
+int manager_renew_certificate(struct store *s, const struct ca_cert *current, int64_t now,
+                              struct ca_cert *out, struct swm_err *err);
+
 #endif

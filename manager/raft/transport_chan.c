@@ -523,3 +523,13 @@ int raft_chan_transport_remove_peer(struct raft_transport *base, uint64_t id)
 {
     return raft_peers_remove(&to_chan(base)->peers, id);
 }
+
+int raft_chan_transport_set_cert(struct raft_transport *base, const struct ca_cert *cert)
+{
+    struct chan_transport *t = to_chan(base);
+    if (strcmp(cert->node_id, t->cert.node_id) != 0 ||
+        memcmp(cert->node_pk, t->cert.node_pk, CA_PUBKEY_LEN) != 0)
+        return -EINVAL;
+    t->cert = *cert;
+    return 0;
+}

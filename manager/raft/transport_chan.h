@@ -106,6 +106,11 @@ int raft_chan_transport_bind_ids(struct raft_transport *t, raft_chan_id_fn id_of
  * (transport closing). */
 int raft_chan_transport_set_peer(struct raft_transport *t, uint64_t id, const char *addr);
 
+/* Uses `cert` (renewed, for the same node and key) on connections made
+ * from now on; established ones keep the certificate they were made with.
+ * Returns 0 or -EINVAL (another node or key). */
+int raft_chan_transport_set_cert(struct raft_transport *t, const struct ca_cert *cert);
+
 /* Forgets peer id: closes its connection and drops its queued frames; a
  * later send to id returns SWM_ENOTFOUND. Returns 0 or SWM_ENOTFOUND. */
 int raft_chan_transport_remove_peer(struct raft_transport *t, uint64_t id);

@@ -76,6 +76,8 @@ static const char *service_name(unsigned svc)
         return "dispatcher";
     case CHAN_SERVICE_CONTROL:
         return "control";
+    case CHAN_SERVICE_CA:
+        return "ca";
     }
     return "unknown";
 }

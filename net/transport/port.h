@@ -29,8 +29,9 @@ enum chan_service {
     CHAN_SERVICE_RAFT = 1,       /* manager <-> manager raft frames */
     CHAN_SERVICE_DISPATCHER = 2, /* an agent's session with the dispatcher */
     CHAN_SERVICE_CONTROL = 3,    /* control requests forwarded to the leader */
+    CHAN_SERVICE_CA = 4,         /* a node renewing its certificate */
 };
-#define CHAN_SERVICE_COUNT 4 /* one past the largest service */
+#define CHAN_SERVICE_COUNT 5 /* one past the largest service */
 
 /* A connection for a service, established and past its hello. The callee
  * must, before returning, either take the connection over with
