@@ -245,11 +245,6 @@ struct join_attempt {
     char reason[256];
 };
 
-static int64_t wall_clock(void *arg)
-{
-    return swm_now_ns();
-}
-
 static void join_joined(struct chan_conn *conn, const struct ca_cert *cert, void *arg)
 {
     struct join_attempt *a = arg;
@@ -276,7 +271,7 @@ static int fetch_certificate(const char *remote, const struct ca_token *token, i
                               .identity = key,
                               .join_token = token,
                               .join_role = role,
-                              .wall_clock = wall_clock};
+                              .wall_clock = daemon__wall_clock};
     struct chan_conn_callbacks cbs = {.joined = join_joined, .closed = join_closed, .arg = &a};
     struct chan_conn *conn = NULL;
     uv_loop_init(&loop);

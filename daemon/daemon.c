@@ -7,6 +7,7 @@
 #include "daemon/internal.h"
 #include "manager/ca/ca.h"
 #include "net/identity/files.h"
+#include "net/transport/conn.h"
 #include "store/raftlog.h"
 
 #include <errno.h>
@@ -87,6 +88,24 @@ static int load_identity(struct node_daemon *nd, struct swm_err *err)
         swm_log_warn("daemon: this node's certificate expired (it was not renewed in time): "
                      "other nodes refuse it; leave the swarm and join again");
     return 0;
+}
+
+int64_t daemon__wall_clock(void *arg)
+{
+    return swm_now_ns();
+}
+
+int daemon__dial_manager(struct node_daemon *nd, const char *addr,
+                         const struct chan_conn_callbacks *cbs, struct chan_conn **out,
+                         struct swm_err *err)
+{
+    struct chan_config cfg = {.side = CHAN_INITIATOR,
+                              .identity = &nd->identity.key,
+                              .cert = &nd->identity.cert,
+                              .root_pk = nd->identity.root_pk,
+                              .peer_roles = CA_ROLE_BIT(CA_ROLE_MANAGER),
+                              .wall_clock = daemon__wall_clock};
+    return chan_conn_connect(&nd->loop, addr, &cfg, NULL, cbs, out, err);
 }
 
 /* ------------------------------------------------------------ run loop -- */

@@ -56,6 +56,18 @@ struct node_daemon {
 
 const char *daemon__data_dir(const struct daemon_opts *o);
 
+/* The wall clock the channels check certificates against. */
+int64_t daemon__wall_clock(void *arg);
+
+/* Dials the manager at addr over the secure channel with this node's
+ * identity (chan_conn_connect; the peer must hold a manager's
+ * certificate). */
+struct chan_conn;
+struct chan_conn_callbacks;
+int daemon__dial_manager(struct node_daemon *nd, const char *addr,
+                         const struct chan_conn_callbacks *cbs, struct chan_conn **out,
+                         struct swm_err *err);
+
 /* This node's raft member id, derived from its node id. */
 uint64_t daemon__raft_id(const char *node_id);
 

@@ -25,11 +25,6 @@
 #define JOIN_RETRY_MIN_MS 200
 #define JOIN_RETRY_MAX_MS 5000
 
-static int64_t wall_clock(void *arg)
-{
-    return swm_now_ns();
-}
-
 static uint64_t raft_id_of(const char *node_id, void *arg)
 {
     return daemon__raft_id(node_id);
@@ -160,18 +155,12 @@ static void joiner_try(uv_timer_t *timer)
     struct raft_joiner *j = timer->data;
     struct node_daemon *nd = j->nd;
     const char *addr = nd->conf.managers[j->attempt++ % nd->conf.n_managers];
-    struct chan_config cfg = {.side = CHAN_INITIATOR,
-                              .identity = &nd->identity.key,
-                              .cert = &nd->identity.cert,
-                              .root_pk = nd->identity.root_pk,
-                              .peer_roles = CA_ROLE_BIT(CA_ROLE_MANAGER),
-                              .wall_clock = wall_clock};
     struct chan_conn_callbacks cbs = {.established = joiner_send_request,
                                       .data = joiner_response,
                                       .closed = joiner_closed,
                                       .arg = j};
     struct swm_err err = {0};
-    if (chan_conn_connect(&nd->loop, addr, &cfg, NULL, &cbs, &j->conn, &err) < 0) {
+    if (daemon__dial_manager(nd, addr, &cbs, &j->conn, &err) < 0) {
         j->conn = NULL;
         joiner_closed(NULL, err.code, err.msg, j);
     }
@@ -237,7 +226,7 @@ static int open_transport(struct node_daemon *nd, struct raft_transport **out, s
     struct chan_config cfg = {.identity = &nd->identity.key,
                               .cert = &nd->identity.cert,
                               .root_pk = nd->identity.root_pk,
-                              .wall_clock = wall_clock};
+                              .wall_clock = daemon__wall_clock};
     int rc = raft_chan_transport_open(&nd->loop, daemon__raft_id(nd->node_id),
                                       daemon__serve_port(nd->server), &cfg, out, err);
     if (rc == 0 && (rc = raft_chan_transport_bind_ids(*out, raft_id_of, NULL)) < 0) {

@@ -28,11 +28,6 @@ struct cert_renewal {
     bool closing, timer_closed;
 };
 
-static int64_t wall_clock(void *arg)
-{
-    return swm_now_ns();
-}
-
 static void renewal_maybe_free(struct cert_renewal *r)
 {
     if (r->closing && r->conn == NULL && r->timer_closed)
@@ -120,12 +115,6 @@ static void attempt(uv_timer_t *timer)
     struct cert_renewal *r = timer->data;
     struct node_daemon *nd = r->nd;
     char addr[SWM_ADDR_STRLEN];
-    struct chan_config cfg = {.side = CHAN_INITIATOR,
-                              .identity = &nd->identity.key,
-                              .cert = &nd->identity.cert,
-                              .root_pk = nd->identity.root_pk,
-                              .peer_roles = CA_ROLE_BIT(CA_ROLE_MANAGER),
-                              .wall_clock = wall_clock};
     struct chan_conn_callbacks cbs = {
         .established = on_established, .data = on_data, .closed = on_closed, .arg = r};
     struct swm_err err = {0};
@@ -134,7 +123,7 @@ static void attempt(uv_timer_t *timer)
     if (rc < 0)
         swm_err_set(&err, rc, "no manager address is known");
     else
-        rc = chan_conn_connect(&nd->loop, addr, &cfg, NULL, &cbs, &r->conn, &err);
+        rc = daemon__dial_manager(nd, addr, &cbs, &r->conn, &err);
     if (rc < 0) {
         r->conn = NULL;
         on_closed(NULL, rc, err.msg, r);

@@ -77,11 +77,6 @@ struct forward {
     char leader[SWM_ADDR_STRLEN];
 };
 
-static int64_t wall_clock(void *arg)
-{
-    return swm_now_ns();
-}
-
 static void forward_established(struct chan_conn *conn, const struct ca_cert *peer, void *arg)
 {
     struct forward *f = arg;
@@ -172,19 +167,12 @@ static void forward(struct node_daemon *nd, Swarmc__ControlRequest *req, control
         reply_error(reply, arg, SWM_ENOTLEADER, NO_LEADER_MSG);
         return;
     }
-    struct chan_config cfg = {.side = CHAN_INITIATOR,
-                              .identity = &nd->identity.key,
-                              .cert = &nd->identity.cert,
-                              .root_pk = nd->identity.root_pk,
-                              .peer_roles = CA_ROLE_BIT(CA_ROLE_MANAGER),
-                              .wall_clock = wall_clock};
     struct chan_conn_callbacks cbs = {.established = forward_established,
                                       .data = forward_data,
                                       .closed = forward_closed,
                                       .arg = f};
     struct swm_err err = {0};
-    if (rc == 0 &&
-        (rc = chan_conn_connect(&nd->loop, f->leader, &cfg, NULL, &cbs, &f->conn, &err)) == 0)
+    if (rc == 0 && (rc = daemon__dial_manager(nd, f->leader, &cbs, &f->conn, &err)) == 0)
         return;
     if (f != NULL)
         swm_buf_free(&f->req);

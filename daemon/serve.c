@@ -41,11 +41,6 @@ struct cluster_server {
     struct remote_agent *agents;
 };
 
-static int64_t wall_clock(void *arg)
-{
-    return swm_now_ns();
-}
-
 /* Rebuilds the revoked set from the cluster's CA; the agents of nodes
  * revoked since are disconnected. */
 static void agent_detach(struct remote_agent *ra);
@@ -85,7 +80,7 @@ static int port_config(struct cluster_server *srv, struct ca_join_secrets *secre
                                 .cert = &nd->identity.cert,
                                 .root_pk = nd->identity.root_pk,
                                 .revoked = &srv->revoked,
-                                .wall_clock = wall_clock,
+                                .wall_clock = daemon__wall_clock,
                                 /* raft frames (snapshot chunks, batches) are the largest */
                                 .max_frame = RAFT_MESSAGE_MAX_SIZE};
     int rc = store_read_begin(nd->store, &r, err);

@@ -41,11 +41,6 @@ struct agent_session {
     char manager[SWM_ADDR_STRLEN];
 };
 
-static int64_t wall_clock(void *arg)
-{
-    return swm_now_ns();
-}
-
 static void session_free(struct agent_session *s)
 {
     if (s->conn == NULL && s->timer_closed)
@@ -158,16 +153,10 @@ static void dial(uv_timer_t *timer)
         on_closed(NULL, -ENOENT, "no manager address is known", s);
         return;
     }
-    struct chan_config cfg = {.side = CHAN_INITIATOR,
-                              .identity = &nd->identity.key,
-                              .cert = &nd->identity.cert,
-                              .root_pk = nd->identity.root_pk,
-                              .peer_roles = CA_ROLE_BIT(CA_ROLE_MANAGER),
-                              .wall_clock = wall_clock};
     struct chan_conn_callbacks cbs = {
         .established = on_established, .data = on_data, .closed = on_closed, .arg = s};
     struct swm_err err = {0};
-    if (chan_conn_connect(&nd->loop, s->manager, &cfg, NULL, &cbs, &s->conn, &err) < 0) {
+    if (daemon__dial_manager(nd, s->manager, &cbs, &s->conn, &err) < 0) {
         s->conn = NULL;
         on_closed(NULL, err.code, err.msg, s);
     }
