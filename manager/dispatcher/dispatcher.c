@@ -55,6 +55,7 @@ int dispatcher_open(uv_loop_t *loop, struct store *s, struct store_log *log, int
     d->heartbeat_timer.data = d;
     uint64_t period_ms = (uint64_t)(d->heartbeat_ns / SWM_NS_PER_MS);
     uv_timer_start(&d->heartbeat_timer, check_heartbeats, period_ms, period_ms);
+    d->last_check_ns = swm_mono_ns();
     if (expect_known_nodes(d) < 0) {
         dispatcher_close(d);
         return -ENOMEM;
@@ -188,6 +189,15 @@ void dispatcher_session_receive(struct dispatcher_session *sess, const uint8_t *
         return;
     }
     sess->last_seen_ns = swm_mono_ns();
+    /* Marked DOWN while its connection stayed up (the heartbeats were
+     * late): the node is alive, and says so. */
+    if (sess->marked_down && sess->send != NULL && sess->node_id[0] != '\0' &&
+        msg->msg_case != SWARMC__AGENT_MESSAGE__MSG_REGISTER) {
+        sess->marked_down = 0;
+        swm_log_info("dispatcher: node heard from again node=%s", sess->node_id);
+        dispatcher__set_node_state(sess->d, sess->node_id, SWARMC__NODE_STATE__NODE_STATE_READY, "",
+                                   NULL);
+    }
     switch (msg->msg_case) {
     case SWARMC__AGENT_MESSAGE__MSG_REGISTER:
         dispatcher__register(sess, msg->register_);
@@ -209,6 +219,17 @@ static void check_heartbeats(uv_timer_t *timer)
 {
     struct dispatcher *d = timer->data;
     int64_t now = swm_mono_ns();
+    /* After a stall of this loop, the agents' heartbeats may be waiting
+     * unread in their sockets (timers run before reads): judge them next
+     * round, not now. */
+    int64_t since = now - d->last_check_ns;
+    d->last_check_ns = now;
+    if (since > 2 * d->heartbeat_ns) {
+        swm_log_warn("dispatcher: the loop stalled for %lld ms; heartbeats are checked again "
+                     "next period",
+                     (long long)(since / SWM_NS_PER_MS));
+        return;
+    }
     struct dispatcher_session **p = &d->sessions;
     while (*p != NULL) {
         struct dispatcher_session *s = *p;

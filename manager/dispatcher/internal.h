@@ -38,6 +38,7 @@ struct dispatcher {
     int64_t heartbeat_ns;
     uint64_t jitter_state; /* LCG for the heartbeat jitter */
     uv_timer_t heartbeat_timer;
+    int64_t last_check_ns; /* monotonic time of the last heartbeat check */
     struct dispatcher_session *sessions;
     /* Status reports waiting for the next write, and the batch in flight
      * (kept to retry it when the write lost a race with the orchestrator). */

@@ -164,6 +164,12 @@ static void test_node_down_after_three_missed_heartbeats(void **state)
     test_clock_mono_ns += 1;
     expect_heartbeat_failure(f);
 
+    /* A late heartbeat from the agent, still connected, brings it back. */
+    agent_heartbeat(&f->a);
+    wait_node(f, SWARMC__NODE_STATE__NODE_STATE_READY);
+    test_clock_mono_ns += 3 * PERIOD_NS + 1;
+    expect_heartbeat_failure(f);
+
     /* Registering again brings it back. */
     agent_register(&f->a, CFX_NODE, "agent-host");
     wait_node(f, SWARMC__NODE_STATE__NODE_STATE_READY);
