@@ -66,20 +66,6 @@ lab_start_daemon 1 --dispatcher-heartbeat 1s
 lab_join 2 1 manager
 lab_join 3 1 manager
 
-# The leader's host number, from the first host whose node ls answers (a
-# follower forwards cluster requests to the leader, so any manager answers
-# while there is one): the line whose MANAGER STATUS is Leader.
-leader_host() {
-    local i h
-    for i in 1 2 3; do
-        h=$(lab_sw "$i" node ls 2>/dev/null | awk '$0 ~ / Leader / { for (k = 1; k <= NF; k++) if ($k ~ /^h[0-9]+$/) { print substr($k, 2); exit } }') || continue
-        if [ -n "$h" ]; then
-            echo "$h"
-            return 0
-        fi
-    done
-    return 1
-}
 # 0 when host L's node ls shows 3 Ready managers, host K among them Reachable.
 healthy() { # L K
     local out
@@ -90,7 +76,7 @@ healthy() { # L K
 wait_healthy() { # K
     local end=$(($(date +%s) + 60)) l
     while :; do
-        l=$(leader_host) && healthy "$l" "$1" && return 0
+        l=$(lab_leader) && healthy "$l" "$1" && return 0
         [ "$(date +%s)" -lt "$end" ] || lab_fail "h$1 not back as a Ready, Reachable manager within 60 s"
         sleep 0.2
     done
@@ -107,7 +93,7 @@ elected_at() {
 }
 
 # The CLI's own cost on the leader: 10 node ls, 10 writes.
-l=$(leader_host) || lab_fail "no leader"
+l=$(lab_leader) || lab_fail "no leader"
 ov=() ow=()
 for k in $(seq 1 10); do
     now_us && t=$NOW
@@ -134,7 +120,7 @@ echo "failover cli_overhead write_via_follower $(summary "${of[@]}")"
 
 times=() polls=() elects=() rejoins=()
 for k in $(seq 1 "$TRIALS"); do
-    l=$(leader_host) || lab_fail "no leader before trial $k"
+    l=$(lab_leader) || lab_fail "no leader before trial $k"
     pid=$(lab_daemon_pid "$l")
     [ -n "$pid" ] || lab_fail "h$l: no daemon pid"
     a=$((l % 3 + 1)) b=$(((l + 1) % 3 + 1))
@@ -169,7 +155,7 @@ for k in $(seq 1 "$TRIALS"); do
     done
     ms=$(((NOW - t0) / 1000))
     times+=("$ms") polls+=("$n")
-    nl=$(leader_host) || nl="?"
+    nl=$(lab_leader) || nl="?"
     # When the new leader's raft logged its election (after the kill).
     el="?"
     if [ "$nl" != "?" ] && e=$(elected_at "$nl") && [ -n "$e" ] && [ "$e" -ge $((t0 / 1000)) ]; then

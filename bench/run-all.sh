@@ -22,12 +22,19 @@
 #   9. failover.sh              3 managers in the namespace lab: kill -9 of
 #                               the leader until a survivor takes a write
 #                               (TRIALS, default 20)
+#  10. control_throughput.sh    service creates/updates per second through
+#                               the leader (1 and 8 clients) and a follower
+#                               (8 clients), 3 managers in the namespace lab
+#  11. manager_rss.sh           the manager daemon's memory with 1,000 tasks
+#                               on 5 nodes (namespace lab)
 #
 # Usage (root): bench/run-all.sh
 #   env: BUILD_DIR (default <top>/build-bench), OUT (default
 #        $BUILD_DIR/bench-results.md), SKIP_BUILD=1,
-#        ONLY="sched conv mem floor raft etcd join failover" and everything convergence.sh /
-#        memory.sh / etcd.sh take (REPS, DOCKER, ETCD_REPS, CLIENTS...).
+#        ONLY="sched conv mem floor raft etcd join failover ctl rss" and everything
+#        convergence.sh / memory.sh / etcd.sh / control_throughput.sh /
+#        manager_rss.sh take (REPS, DOCKER, ETCD_REPS, CLIENTS, CTL_CLIENTS, K, SERVICES,
+#        REPLICAS, HEARTBEAT...).
 # Prints numbers; asserts nothing. See docs/benchmarks.md.
 set -u -o pipefail
 export LC_ALL=C
@@ -35,7 +42,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$TOP/build-bench}
 OUT=${OUT:-$BUILD_DIR/bench-results.md}
 export DOCKER_RAW_OUT=${DOCKER_RAW_OUT:-$BUILD_DIR/docker-swarm-raw.md}
-ONLY=${ONLY:-"sched conv mem floor raft etcd join failover"}
+ONLY=${ONLY:-"sched conv mem floor raft etcd join failover ctl rss"}
 export SWARMC=${SWARMC:-$BUILD_DIR/cli/swarmc}
 
 [ "$(id -u)" = 0 ] || {
@@ -123,6 +130,18 @@ code() {
         echo "## Failover after kill -9 of the leader (bench/failover.sh, namespace lab)"
         echo
         code "$TOP/bench/failover.sh"
+    fi
+    if wanted ctl; then
+        echo
+        echo "## Control-plane throughput (bench/control_throughput.sh, namespace lab)"
+        echo
+        code "$TOP/bench/control_throughput.sh"
+    fi
+    if wanted rss; then
+        echo
+        echo "## Manager memory with 1,000 tasks (bench/manager_rss.sh, namespace lab)"
+        echo
+        code "$TOP/bench/manager_rss.sh"
     fi
     echo
     echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"

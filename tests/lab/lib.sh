@@ -34,6 +34,8 @@
 #   lab_join i m [ROLE] [ARGS]   host i joins host m's swarm with m's ROLE
 #                                (worker) token: `swarmc join --token T
 #                                --advertise-addr <addr> ARGS <m's addr>`
+#   lab_leader [i...]            the host (among i..., default all) that says
+#                                it leads: its own `node ls` line is Leader
 #   lab_daemon_pid i             the pid holding host i's daemon.lock
 #   lab_kill i [SIGNAL]          signal host i's daemon (default KILL), wait
 #                                until it has exited
@@ -251,6 +253,18 @@ lab_join() {
     token=$(lab_sw "$m" join-token -q "$role") || lab_fail "host $m: join-token $role failed"
     lab_sw "$i" join --token "$token" --advertise-addr "$(lab_addr "$i")" "$@" \
         "$(lab_addr "$m"):2377" >/dev/null || lab_fail "host $i: swarmc join failed"
+}
+
+lab_leader() {
+    local i
+    [ $# -gt 0 ] || set -- $(seq 1 "$LAB_N")
+    for i in "$@"; do
+        if lab_sw "$i" node ls 2>/dev/null | grep '\*' | grep -qw Leader; then
+            echo "$i"
+            return 0
+        fi
+    done
+    return 1
 }
 
 lab_kill() {

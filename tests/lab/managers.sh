@@ -17,17 +17,6 @@ lab_join 3 1 manager
 lab_join 4 1
 for i in 1 2 3 4; do lab_load_busybox "$i"; done
 
-# The host among $@ that leads (its own line in node ls says Leader).
-leader_host() {
-    local i
-    for i in "$@"; do
-        if lab_sw "$i" node ls 2>/dev/null | grep '\*' | grep -qw Leader; then
-            echo "$i"
-            return 0
-        fi
-    done
-    return 1
-}
 ready() {
     [ "$(lab_sw "$1" node ls --format json |
         jq -s '[.[] | select(.status.state == "NODE_STATE_READY")] | length')" = "$2" ]
@@ -69,7 +58,7 @@ until lab_sw 2 service create --detach --name probe --replicas 0 busybox sleep 1
     [ "$(date +%s)" -lt "$end" ] || lab_fail "no write through h2 within 30 s of the kill"
     sleep 0.1
 done
-new=$(leader_host 2 3) || lab_fail "neither h2 nor h3 says it leads"
+new=$(lab_leader 2 3) || lab_fail "neither h2 nor h3 says it leads"
 lab_log "h$new leads"
 for s in web s1 s2 s3 s4 s5; do
     lab_sw "$new" service inspect "$s" >/dev/null || lab_fail "service $s lost in the failover"
@@ -90,7 +79,7 @@ lab_sw "$new" service create --detach --name after --replicas 0 busybox sleep 1 
 lab_log "h1 comes back as a follower"
 lab_restart 1
 lab_wait_for 30 "h1 ready" ready "$new" 4
-[ "$(leader_host 1 2 3)" = "$new" ] || lab_fail "the leader changed when h1 came back"
+[ "$(lab_leader 1 2 3)" = "$new" ] || lab_fail "the leader changed when h1 came back"
 caught_up() { lab_sw "$new" node ls | grep -w h1 | grep -qw Reachable; }
 lab_wait_for 30 "h1 reachable" caught_up
 lab_log "partition a follower away: the majority writes, the minority refuses"
