@@ -133,7 +133,9 @@ static void shutdown_components(struct node_daemon *nd)
     nd->session = NULL;
     daemon__renewal_close(nd->renewal);
     nd->renewal = NULL;
-    /* The log first: pending proposals fail while their owners still live. */
+    /* The log before the leader components: its writes still in flight
+     * are answered later, and their owners (control API, dispatcher) wait
+     * for that before they free themselves. */
     daemon__managers_close(nd);
     daemon__serve_close(nd->server);
     nd->server = NULL;

@@ -422,14 +422,16 @@ static void status_recorded(void *arg, int status, uint64_t index, const struct 
     struct join_request *jr = arg;
     if (status == 0 && err->code != 0)
         status = err->code;
+    if (status == 0 && jr->nd->raft == NULL) /* committed while the daemon stops */
+        status = SWM_ESHUTDOWN;
     if (status < 0) {
-        reply_error(jr->reply, jr->reply_arg, status, err->msg);
+        reply_error(jr->reply, jr->reply_arg, status,
+                    status == SWM_ESHUTDOWN ? "shutting down" : err->msg);
         swm_free(jr);
         return;
     }
     raft_chan_transport_set_peer(jr->nd->raft_transport, jr->raft_id, jr->addr);
-    int rc = jr->nd->raft != NULL ? raft_node_add_voter(jr->nd->raft, jr->raft_id, voter_added, jr)
-                                  : SWM_ESHUTDOWN;
+    int rc = raft_node_add_voter(jr->nd->raft, jr->raft_id, voter_added, jr);
     if (rc < 0 && rc != SWM_EEXISTS) {
         reply_error(jr->reply, jr->reply_arg, rc, swm_strerror(rc));
         swm_free(jr);

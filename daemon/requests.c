@@ -99,7 +99,7 @@ static void forward_data(struct chan_conn *conn, const uint8_t *data, size_t len
         PROTO_UNPACK(Swarmc__ControlResponse, swarmc__control_response, data, len, &err);
     if (resp == NULL)
         resp = controlapi_error_response(SWM_EPROTO, "the leader sent a malformed answer");
-    if (resp->info != NULL) {
+    if (resp != NULL && resp->info != NULL) {
         swm_free(resp->info->node_id);
         resp->info->node_id = swm_strdup(f->self);
     }

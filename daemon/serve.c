@@ -422,6 +422,7 @@ int daemon__serve_open(struct node_daemon *nd, struct cluster_server **out, stru
         swm_err_set(err, rc, "watching the store: %s", swm_strerror(rc));
     }
     if (rc < 0) {
+        ca_revoked_free(&srv->revoked);
         swm_free(srv);
         return rc;
     }

@@ -193,6 +193,8 @@ void daemon__session_close(struct agent_session *s)
     if (s == NULL)
         return;
     s->closing = true;
+    if (s->established)
+        agent_disconnect(s->nd->agent);
     if (s->conn != NULL)
         chan_conn_close(s->conn);
     uv_close((uv_handle_t *)&s->retry, retry_closed);

@@ -153,6 +153,7 @@ static int revoke(struct store_read *r, const char *node_id, Swarmc__Cluster **o
     if (ids != NULL)
         c->root_ca->revoked_nodes = ids;
     if (id == NULL) {
+        casvc_root_redact(c->root_ca);
         proto_free(c);
         return -ENOMEM;
     }
