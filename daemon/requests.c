@@ -68,7 +68,7 @@ static void answer(struct node_daemon *nd, Swarmc__ControlRequest *req, controla
 /* -------------------------------------------------------- a follower -- */
 
 struct forward {
-    char self[SWM_ID_LEN + 1]; /* this node: the leader would read "self" as itself */
+    struct node_daemon *nd; /* this node: the leader would read "self" as itself */
     struct chan_conn *conn;
     struct swm_buf req; /* the packed request */
     controlapi_reply_cb reply;
@@ -99,9 +99,11 @@ static void forward_data(struct chan_conn *conn, const uint8_t *data, size_t len
         PROTO_UNPACK(Swarmc__ControlResponse, swarmc__control_response, data, len, &err);
     if (resp == NULL)
         resp = controlapi_error_response(SWM_EPROTO, "the leader sent a malformed answer");
-    if (resp != NULL && resp->info != NULL) {
+    if (resp != NULL && resp->info != NULL) { /* about this node, not the leader */
         swm_free(resp->info->node_id);
-        resp->info->node_id = swm_strdup(f->self);
+        resp->info->node_id = swm_strdup(f->nd->node_id);
+        resp->info->has_raft_applied_index = 1;
+        resp->info->raft_applied_index = store_applied_index(f->nd->store);
     }
     f->answered = true;
     f->reply(f->arg, resp);
@@ -159,7 +161,7 @@ static void forward(struct node_daemon *nd, Swarmc__ControlRequest *req, control
     if (f != NULL) {
         f->reply = reply;
         f->arg = arg;
-        snprintf(f->self, sizeof(f->self), "%s", nd->node_id);
+        f->nd = nd;
     }
     if (rc == 0 && leader_addr(nd, f->leader) < 0) {
         swm_buf_free(&f->req);

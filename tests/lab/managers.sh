@@ -80,8 +80,11 @@ lab_log "h1 comes back as a follower"
 lab_restart 1
 lab_wait_for 30 "h1 ready" ready "$new" 4
 [ "$(lab_leader 1 2 3)" = "$new" ] || lab_fail "the leader changed when h1 came back"
-caught_up() { lab_sw "$new" node ls | grep -w h1 | grep -qw Reachable; }
-lab_wait_for 30 "h1 reachable" caught_up
+# Host $1's own store has applied everything host $2 (the leader) had
+# (`info` on a follower reports the follower's applied index).
+applied() { lab_sw "$1" info --format json | jq -r .raft_applied_index; }
+caught_up() { [ "$(applied "$1")" -ge "$2" ]; }
+lab_wait_for 30 "h1's store caught up" caught_up 1 "$(applied "$new")"
 lab_log "partition a follower away: the majority writes, the minority refuses"
 f=1
 [ "$new" = 1 ] && f=2
@@ -97,8 +100,7 @@ lab_wait_for 30 "the isolated h$f refusing writes" minority_refuses
 lab_sw "$o" service create --detach --name majority --replicas 0 busybox sleep 1 >/dev/null ||
     lab_fail "the majority refused a write"
 lab_heal_all
-synced() { lab_sw "$f" service inspect majority >/dev/null 2>&1; }
-lab_wait_for 30 "h$f sees the majority's write" synced
+lab_wait_for 30 "h$f's store has the majority's write" caught_up "$f" "$(applied "$o")"
 ! lab_sw "$new" service inspect minority >/dev/null 2>&1 || lab_fail "the minority's write landed"
 
 lab_log "lose two of three managers: no leader"
